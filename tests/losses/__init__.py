@@ -1,0 +1,1 @@
+"""Reference tests for `decouple.losses` (naive loops, closed forms, PML equality, precision)."""
