@@ -47,31 +47,37 @@ def masked_nce_rows(
     return _DenseNCE.apply(x, y, tau, rule, chunk_size)
 
 
-def _block_forward(s: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, ...]:
-    """Row statistics of one logits block; turns `s` into Q in place.
+def _block_forward(s: Tensor, pos: Tensor, excluded: Tensor, has_neg: Tensor) -> tuple:
+    """Row statistics of one logits block (k x M); turns `s` into Q in place.
 
-    Returns (loss, counted, lse, inv_npos); `s` holds Q = softmax over candidates minus
-    pos/|P| afterwards, zero on rows that do not count.
+    Returns (loss, counted, lse, inv_npos); afterwards `s` holds
+    Q = softmax over the candidates - pos/|P|, zero on rows that do not count.
     """
     npos = pos.sum(1)
-    counted = (npos > 0) & neg.any(1)
-    pos_f = pos.to(s.dtype)
-    pos_sum = (s * pos_f).sum(1)
-    s.masked_fill_(~(pos | neg), float("-inf"))
-    lse = torch.logsumexp(s, dim=1)
-    lse = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))
-    inv_npos = torch.where(counted, 1.0 / npos.clamp(min=1).to(s.dtype), torch.zeros_like(lse))
-    loss = torch.where(counted, lse - pos_sum * inv_npos, torch.zeros_like(lse))
-    _to_q(s, lse, pos_f, inv_npos, counted)
+    counted = (npos > 0) & has_neg
+    pos_sum = torch.where(pos, s, 0.0).sum(1)
+    s.masked_fill_(excluded, float("-inf"))
+    # logsumexp fused with the softmax that Q needs: max, exp in place, row sums.
+    mx = s.amax(dim=1)
+    mx = torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))  # rows with no candidate
+    s.sub_(mx[:, None]).exp_()
+    z = s.sum(1)
+    lse = torch.where(z > 0, z.log() + mx, torch.zeros_like(mx))
+    inv_npos = torch.where(counted, 1.0 / npos.clamp(min=1).to(s.dtype), torch.zeros_like(mx))
+    loss = torch.where(counted, lse - pos_sum * inv_npos, torch.zeros_like(mx))
+    s.mul_(torch.where(counted, 1.0 / z.clamp(min=torch.finfo(s.dtype).tiny), 0.0)[:, None])
+    s.sub_(pos * inv_npos[:, None])
     return loss, counted, lse, inv_npos
 
 
-def _to_q(s: Tensor, lse: Tensor, pos_f: Tensor, inv_npos: Tensor, counted: Tensor) -> None:
-    """In place: masked logits -> softmax over candidates - pos/|P|, zeroed on uncounted rows."""
-    s.sub_(lse[:, None]).exp_()
-    s.sub_(pos_f.mul_(inv_npos[:, None]))
+def _block_q(
+    s: Tensor, pos: Tensor, excluded: Tensor, lse: Tensor, inv_npos: Tensor, counted: Tensor
+) -> Tensor:
+    """Recompute Q in place from the logits block and the saved row statistics."""
+    s.masked_fill_(excluded, float("-inf")).sub_(lse[:, None]).exp_()
     if not bool(counted.all()):
-        s.mul_(counted[:, None].to(s.dtype))
+        s.mul_(counted[:, None])
+    return s.sub_(pos * inv_npos[:, None])
 
 
 class _DenseNCE(torch.autograd.Function):
@@ -90,9 +96,9 @@ class _DenseNCE(torch.autograd.Function):
         q = None
         for start in range(0, n, k):
             stop = min(start + k, n)
-            pos, neg = rule.block(start, stop)
+            pos, excluded, has_neg = rule.block(start, stop)
             s = torch.mm(x[start:stop], y.t()).mul_(inv_tau)
-            lb, cb, lseb, ib = _block_forward(s, pos, neg)
+            lb, cb, lseb, ib = _block_forward(s, pos, excluded, has_neg)
             loss[start:stop], counted[start:stop] = lb, cb
             lse[start:stop], inv_npos[start:stop] = lseb, ib
             if keep_q:
@@ -116,13 +122,10 @@ class _DenseNCE(torch.autograd.Function):
                 stop = min(start + ctx.k, n)
                 q = ctx.q
                 if q is None:
-                    pos, neg = ctx.rule.block(start, stop)
+                    pos, excluded, _ = ctx.rule.block(start, stop)
                     q = torch.mm(x[start:stop], y.t()).mul_(inv_tau)
-                    q.masked_fill_(~(pos | neg), float("-inf"))
-                    _to_q(
-                        q, lse[start:stop], pos.to(q.dtype), inv_npos[start:stop],
-                        counted[start:stop],
-                    )
+                    sl = slice(start, stop)
+                    q = _block_q(q, pos, excluded, lse[sl], inv_npos[sl], counted[sl])
                 gy[start:stop] = torch.mm(q, y).mul_(w[start:stop, None])
                 gtx.addmm_(q.t(), xw[start:stop])
             ctx.q = None
@@ -139,11 +142,24 @@ def _input_grads(ctx, x: Tensor, gy: Tensor, gtx: Tensor, inv_tau: Tensor) -> tu
 
 @dataclass
 class _Plan:
-    """Same-nuisance blocks (anchor rows, key rows, negatives mask) and the positive pairs."""
+    """Index plan of the grouped path.
 
-    blocks: list[tuple[Tensor, Tensor, Tensor]]
-    pair_i: Tensor
-    pair_j: Tensor
+    Negatives: anchors and keys sorted by nuisance (`perm_a`, `perm_k`); `blocks` holds, per
+    nuisance group present on both sides, the row range, the key range and the mask of
+    non-negatives (same target) inside the block.
+    Positives: per target group, anchors and keys scattered into padded slots
+    (T groups x `ga` anchors, T x `gk` keys) so that all same-target similarities are one
+    batched matmul; `pos` (T x ga x gk) marks the pairs with another nuisance.
+    """
+
+    perm_a: Tensor
+    perm_k: Tensor
+    blocks: list[tuple[int, int, int, int, Tensor]]
+    rows_a: Tensor  # anchor index of every filled anchor slot
+    slot_a: Tensor  # its slot in T * ga
+    rows_k: Tensor
+    slot_k: Tensor
+    pos: Tensor  # (T, ga, gk) bool
 
 
 def _grouped_plan(rule: PairRule) -> _Plan | None:
@@ -152,88 +168,141 @@ def _grouped_plan(rule: PairRule) -> _Plan | None:
     assert t_a is not None and t_k is not None and n_a is not None and n_k is not None
     n, m = t_a.shape[0], t_k.shape[0]
     budget = GROUPED_MAX_FRACTION * n * m
-    # Positive candidates: same target. Sort keys by target, find each anchor's range.
-    t_sorted, order = torch.sort(t_k)
-    lo = torch.searchsorted(t_sorted, t_a, right=False)
-    cnt = torch.searchsorted(t_sorted, t_a, right=True) - lo
-    total_pairs = int(cnt.sum())
-    if PAIR_COST * total_pairs > budget:
+    dev = t_a.device
+    # Positives: same target. Pad every target group of the anchors to `ga` slots and the
+    # matching keys to `gk` slots.
+    ta_sorted, oa = torch.sort(t_a)
+    tk_sorted, ok = torch.sort(t_k)
+    ua, ca = torch.unique_consecutive(ta_sorted, return_counts=True)
+    lo = torch.searchsorted(tk_sorted, ua, right=False)
+    ck = torch.searchsorted(tk_sorted, ua, right=True) - lo
+    n_groups, ga, gk = ua.shape[0], int(ca.max()), int(ck.max())
+    cost = PAIR_COST * n_groups * ga * gk
+    if cost > budget:
         return None
-    # Same-nuisance blocks.
-    na_sorted, na_order = torch.sort(n_a)
-    nk_sorted, nk_order = torch.sort(n_k)
-    ua, ca = torch.unique_consecutive(na_sorted, return_counts=True)
-    uk, ck = torch.unique_consecutive(nk_sorted, return_counts=True)
-    key_groups = dict(zip(uk.tolist(), nk_order.split(ck.tolist()), strict=True))
+    group_a = torch.repeat_interleave(torch.arange(n_groups, device=dev), ca)
+    start_a = torch.cumsum(ca, 0) - ca
+    slot_a = group_a * ga + torch.arange(n, device=dev) - start_a[group_a]
+    group_k = torch.repeat_interleave(torch.arange(n_groups, device=dev), ck)
+    start_k = torch.cumsum(ck, 0) - ck
+    within_k = torch.arange(group_k.shape[0], device=dev) - start_k[group_k]
+    rows_k = ok[lo[group_k] + within_k]
+    slot_k = group_k * gk + within_k
+    nuis_a = torch.full((n_groups * ga,), -1, dtype=torch.long, device=dev)
+    nuis_k = torch.full((n_groups * gk,), -1, dtype=torch.long, device=dev)
+    valid_a = torch.zeros(n_groups * ga, dtype=torch.bool, device=dev)
+    valid_k = torch.zeros(n_groups * gk, dtype=torch.bool, device=dev)
+    nuis_a[slot_a], valid_a[slot_a] = n_a[oa], True
+    nuis_k[slot_k], valid_k[slot_k] = n_k[rows_k], True
+    nuis_a, nuis_k = nuis_a.view(n_groups, ga, 1), nuis_k.view(n_groups, 1, gk)
+    pos = (nuis_a != nuis_k) & valid_a.view(n_groups, ga, 1) & valid_k.view(n_groups, 1, gk)
+    # Negatives: same-nuisance blocks in nuisance-sorted order.
+    na_sorted, perm_a = torch.sort(n_a)
+    nk_sorted, perm_k = torch.sort(n_k)
+    va, cna = torch.unique_consecutive(na_sorted, return_counts=True)
+    klo = torch.searchsorted(nk_sorted, va, right=False)
+    cnk = torch.searchsorted(nk_sorted, va, right=True) - klo
+    ta_by_n, tk_by_n = t_a[perm_a], t_k[perm_k]
     blocks = []
-    cost = PAIR_COST * total_pairs
-    for value, rows in zip(ua.tolist(), na_order.split(ca.tolist()), strict=True):
-        keys = key_groups.get(value)
-        if keys is None:
-            continue
-        cost += rows.numel() * keys.numel()
-        if cost > budget:
-            return None
-        blocks.append((rows, keys, t_a[rows, None] != t_k[None, keys]))
-    pair_i = torch.repeat_interleave(torch.arange(n, device=t_a.device), cnt)
-    first = torch.repeat_interleave(lo - (torch.cumsum(cnt, 0) - cnt), cnt)
-    pair_j = order[first + torch.arange(total_pairs, device=t_a.device)]
-    keep = n_a[pair_i] != n_k[pair_j]
-    return _Plan(blocks, pair_i[keep], pair_j[keep])
+    a0 = 0
+    for a_count, k_start, k_count in zip(cna.tolist(), klo.tolist(), cnk.tolist(), strict=True):
+        a1 = a0 + a_count
+        if k_count > 0:
+            k1 = k_start + k_count
+            cost += a_count * k_count
+            if cost > budget:
+                return None
+            same_t = ta_by_n[a0:a1, None] == tk_by_n[None, k_start:k1]
+            blocks.append((a0, a1, k_start, k1, same_t))
+        a0 = a1
+    return _Plan(perm_a, perm_k, blocks, oa, slot_a, rows_k, slot_k, pos)
+
+
+def _to_slots(values: Tensor, rows: Tensor, slots: Tensor, n_slots: int) -> Tensor:
+    """Scatter `values[rows]` into a zero tensor of `n_slots` rows at `slots`."""
+    out = values.new_zeros((n_slots, *values.shape[1:]))
+    return out.index_copy_(0, slots, values.index_select(0, rows))
 
 
 class _GroupedNCE(torch.autograd.Function):
-    """Negatives only inside same-nuisance blocks; positives as an explicit pair list."""
+    """Negatives only inside same-nuisance blocks; positives as batched target groups."""
 
     @staticmethod
     def forward(ctx, x, y, tau, plan):  # type: ignore[override]
-        n = x.shape[0]
+        n, d = x.shape
         inv_tau = 1.0 / tau
         neg_inf = float("-inf")
-        lse_neg = x.new_full((n,), neg_inf)
-        has_neg = torch.zeros(n, dtype=torch.bool, device=x.device)
-        qs = []
-        for rows, keys, negm in plan.blocks:
-            s = torch.mm(x[rows], y[keys].t()).mul_(inv_tau).masked_fill_(~negm, neg_inf)
-            lse_neg[rows] = torch.logsumexp(s, dim=1)
-            has_neg[rows] = negm.any(1)
-            qs.append(s)
-        pi, pj = plan.pair_i, plan.pair_j
-        sp = (x[pi] * y[pj]).sum(1).mul_(inv_tau)
-        npos = torch.bincount(pi, minlength=n)
-        pos_sum = x.new_zeros(n).index_add_(0, pi, sp)
-        mx = x.new_full((n,), neg_inf).scatter_reduce_(0, pi, sp, "amax")
-        mx = torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))
-        lse_pos = x.new_zeros(n).index_add_(0, pi, torch.exp(sp - mx[pi])).log_().add_(mx)
+        n_groups, ga, gk = plan.pos.shape
+        # Negatives, in nuisance-sorted coordinates.
+        xs, ys = x.index_select(0, plan.perm_a), y.index_select(0, plan.perm_k)
+        mx_neg = x.new_zeros(n)
+        z_neg = x.new_zeros(n)
+        exps = []
+        for a0, a1, k0, k1, same_t in plan.blocks:
+            s = torch.mm(xs[a0:a1], ys[k0:k1].t()).mul_(inv_tau).masked_fill_(same_t, neg_inf)
+            mx = s.amax(dim=1)
+            mx = torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))
+            s.sub_(mx[:, None]).exp_()
+            mx_neg[a0:a1], z_neg[a0:a1] = mx, s.sum(1)
+            exps.append(s)  # exp(s - mx); rescaled to the softmax below
+        # Positives, in padded target-group slots.
+        xa = _to_slots(x, plan.rows_a, plan.slot_a, n_groups * ga).view(n_groups, ga, d)
+        yk = _to_slots(y, plan.rows_k, plan.slot_k, n_groups * gk).view(n_groups, gk, d)
+        sp = torch.bmm(xa, yk.transpose(1, 2)).mul_(inv_tau)
+        pos_sum = torch.where(plan.pos, sp, 0.0).sum(2).view(-1)
+        npos = plan.pos.sum(2).view(-1)
+        lse_pos = torch.logsumexp(sp.masked_fill_(~plan.pos, neg_inf), dim=2).view(-1)
+        # Row statistics in the caller's order.
+        perm_a, rows_a, slot_a = plan.perm_a, plan.rows_a, plan.slot_a
+        lse_neg = torch.where(z_neg > 0, z_neg.log() + mx_neg, neg_inf)
+        lse_neg = torch.empty_like(lse_neg).index_copy_(0, perm_a, lse_neg)
+        lse_pos = x.new_full((n,), neg_inf).index_copy_(0, rows_a, lse_pos[slot_a])
+        npos = torch.zeros(n, dtype=torch.long, device=x.device).index_copy_(
+            0, rows_a, npos[slot_a]
+        )
+        pos_sum = x.new_zeros(n).index_copy_(0, rows_a, pos_sum[slot_a])
         lse = torch.logaddexp(lse_neg, lse_pos)
         lse = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))
-        counted = (npos > 0) & has_neg
+        counted = (npos > 0) & torch.isfinite(lse_neg)
         cf = counted.to(x.dtype)
         inv_npos = cf / npos.clamp(min=1).to(x.dtype)
         loss = (lse - pos_sum * inv_npos) * cf
-        for (rows, _keys, _negm), s in zip(plan.blocks, qs, strict=True):
-            s.sub_(lse[rows, None]).exp_().mul_(cf[rows, None])
-        ctx.qs, ctx.plan = qs, plan
-        ctx.pair_coef = (torch.exp(sp - lse[pi]) - inv_npos[pi]) * cf[pi]
-        ctx.save_for_backward(x, y, tau)
+        # Q blocks: negatives exp(s - lse) = exp(s - mx) * exp(mx - lse).
+        scale = torch.exp(mx_neg - lse.index_select(0, perm_a)) * cf.index_select(0, perm_a)
+        for (a0, a1, *_), e in zip(plan.blocks, exps, strict=True):
+            e.mul_(scale[a0:a1, None])
+        n_slots = n_groups * ga
+        lse_s = _to_slots(lse, rows_a, slot_a, n_slots).view(n_groups, ga, 1)
+        inv_s = _to_slots(inv_npos, rows_a, slot_a, n_slots).view(n_groups, ga, 1)
+        cf_s = _to_slots(cf, rows_a, slot_a, n_slots).view(n_groups, ga, 1)
+        q_pos = sp.sub_(lse_s).exp_().mul_(cf_s).sub_(plan.pos * inv_s)
+        ctx.exps, ctx.q_pos, ctx.plan = exps, q_pos, plan
+        ctx.save_for_backward(x, y, tau, xs, ys, xa, yk)
         ctx.mark_non_differentiable(counted)
         return loss, counted
 
     @staticmethod
     def backward(ctx, grad_loss, _grad_counted):  # type: ignore[override]
-        x, y, tau = ctx.saved_tensors
+        x, _y, tau, xs, ys, xa, yk = ctx.saved_tensors
+        plan = ctx.plan
         with torch.autocast(device_type=x.device.type, enabled=False):
             inv_tau = 1.0 / tau
             w = grad_loss.to(x.dtype)
-            xw = x * w[:, None]
-            gy = torch.zeros_like(x)
-            gtx = torch.zeros_like(y)
-            for (rows, keys, _negm), q in zip(ctx.plan.blocks, ctx.qs, strict=True):
-                gy.index_add_(0, rows, torch.mm(q, y[keys]).mul_(w[rows, None]))
-                gtx.index_add_(0, keys, torch.mm(q.t(), xw[rows]))
-            pi, pj = ctx.plan.pair_i, ctx.plan.pair_j
-            coef = ctx.pair_coef
-            gy.index_add_(0, pi, y[pj] * (coef * w[pi])[:, None])
-            gtx.index_add_(0, pj, xw[pi] * coef[:, None])
-            ctx.qs = None
+            ws = w.index_select(0, plan.perm_a)
+            xsw = xs * ws[:, None]
+            gys = torch.zeros_like(xs)
+            gtxs = torch.zeros_like(ys)
+            for (a0, a1, k0, k1, _), q in zip(plan.blocks, ctx.exps, strict=True):
+                gys[a0:a1] = torch.mm(q, ys[k0:k1]).mul_(ws[a0:a1, None])
+                gtxs[k0:k1].addmm_(q.t(), xsw[a0:a1])
+            gy = torch.empty_like(gys).index_copy_(0, plan.perm_a, gys)
+            gtx = torch.empty_like(gtxs).index_copy_(0, plan.perm_k, gtxs)
+            n_groups, ga, gk = plan.pos.shape
+            w_s = _to_slots(w, plan.rows_a, plan.slot_a, n_groups * ga).view(n_groups, ga, 1)
+            qw = ctx.q_pos * w_s
+            gy_pos = torch.bmm(qw, yk).view(n_groups * ga, -1)
+            gtx_pos = torch.bmm(qw.transpose(1, 2), xa).view(n_groups * gk, -1)
+            gy.index_add_(0, plan.rows_a, gy_pos.index_select(0, plan.slot_a))
+            gtx.index_add_(0, plan.rows_k, gtx_pos.index_select(0, plan.slot_k))
+            ctx.exps = ctx.q_pos = None
             return _input_grads(ctx, x, gy, gtx, inv_tau) + (None,)

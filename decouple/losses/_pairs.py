@@ -45,38 +45,47 @@ class PairRule:
     def has_nuisance(self) -> bool:
         return self.n_anchor is not None
 
-    def block(self, start: int, stop: int) -> tuple[Tensor, Tensor]:
-        """Masks (stop - start) x M for anchor rows [start, stop)."""
+    def block(self, start: int, stop: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Masks for anchor rows [start, stop): positives and non-candidates, (k x M) each.
+
+        Returns `(pos, excluded, has_neg)`: `pos` marks P_i, `excluded` marks pairs in neither
+        P_i nor N_i, and `has_neg` (k,) tells whether N_i is non-empty. This form needs the
+        fewest passes over the block (it is built from two label comparisons).
+        """
         if self.pos_mask is not None:
             assert self.neg_mask is not None
             pos, neg = self.pos_mask[start:stop], self.neg_mask[start:stop]
             if self.self_offset is not None:
                 pos, neg = pos.clone(), neg.clone()
-                self._drop_self(pos, neg, start, stop)
-            return pos, neg
+                self._drop_self(start, stop, pos, neg)
+            return pos, ~(pos | neg), neg.any(1)
         assert self.t_anchor is not None and self.t_key is not None
         same_t = self.t_anchor[start:stop, None] == self.t_key[None, :]
         if self.n_anchor is None:
-            pos, neg = same_t, ~same_t
+            excluded = torch.zeros_like(same_t)
             if self.self_offset is not None:
-                self._drop_self(pos, neg, start, stop)
-            return pos, neg
+                self._drop_self(start, stop, same_t, excluded, value=True)
+            return same_t, excluded, ~(same_t | excluded).all(1)
         assert self.n_key is not None
         # With nuisance labels the self pair (same target, same nuisance) is never a
         # candidate, so no explicit exclusion is needed.
         same_n = self.n_anchor[start:stop, None] == self.n_key[None, :]
-        pos = same_t & ~same_n
-        neg = ~same_t
+        pos = same_t > same_n  # same target, other nuisance
         if self.negatives == SAME_NUISANCE:
-            neg &= same_n
-        return pos, neg
+            # candidates: (same t, other n) or (other t, same n), i.e. same_t != same_n
+            return pos, same_t == same_n, (same_n > same_t).any(1)
+        return pos, same_t & same_n, ~same_t.all(1)
 
-    def _drop_self(self, pos: Tensor, neg: Tensor, start: int, stop: int) -> None:
+    def _drop_self(
+        self, start: int, stop: int, pos: Tensor, other: Tensor, value: bool = False
+    ) -> None:
+        """Remove the self pair (anchor i = key offset + i) from `pos`; set it to `value` in
+        `other`."""
         rows = torch.arange(stop - start, device=pos.device)
         cols = rows + start + int(self.self_offset or 0)
         keep = cols < self.n_keys
         pos[rows[keep], cols[keep]] = False
-        neg[rows[keep], cols[keep]] = False
+        other[rows[keep], cols[keep]] = value
 
     def grouped_applicable(self) -> bool:
         """Whether the grouped path (same-nuisance blocks + positive pairs) computes this rule."""
