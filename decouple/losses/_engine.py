@@ -105,6 +105,7 @@ class _DenseNCE(torch.autograd.Function):
                 q = s
         ctx.save_for_backward(x, y, tau, lse, inv_npos, counted)
         ctx.q, ctx.rule, ctx.k = q, rule, k
+        ctx.self_mode = x is y
         ctx.mark_non_differentiable(counted)
         return loss, counted
 
@@ -114,6 +115,8 @@ class _DenseNCE(torch.autograd.Function):
         with torch.autocast(device_type=x.device.type, enabled=False):
             inv_tau = 1.0 / tau
             w = grad_loss.to(x.dtype)
+            if ctx.q is not None and ctx.self_mode:
+                return _self_mode_grads(ctx, x, w, inv_tau)
             n = x.shape[0]
             gy = torch.empty_like(x)  # Q y, rows scaled by w
             gtx = torch.zeros_like(y)  # Q^T (w x)
@@ -130,6 +133,21 @@ class _DenseNCE(torch.autograd.Function):
                 gtx.addmm_(q.t(), xw[start:stop])
             ctx.q = None
             return _input_grads(ctx, x, gy, gtx, inv_tau) + (None, None)
+
+
+def _self_mode_grads(ctx, x: Tensor, w: Tensor, inv_tau: Tensor) -> tuple:
+    """Keys are the anchors and Q is kept: one matmul instead of two.
+
+    With G = diag(w) Q, dL/dx = (G + G^T) x / tau, and since x x^T is symmetric,
+    sum_ij G_ij x_i.x_j = (1/2) sum_ij (G + G^T)_ij x_i.x_j.
+    """
+    g = ctx.q.mul_(w[:, None])
+    ctx.q = None
+    gx = torch.mm(torch.add(g, g.t()), x)
+    dx = gx * inv_tau if ctx.needs_input_grad[0] or ctx.needs_input_grad[1] else None
+    dtau = -0.5 * (x * gx).sum() * inv_tau * inv_tau if ctx.needs_input_grad[2] else None
+    # x and y are the same tensor: autograd adds the two gradients, so give it once.
+    return dx, None, dtau, None, None
 
 
 def _input_grads(ctx, x: Tensor, gy: Tensor, gtx: Tensor, inv_tau: Tensor) -> tuple:

@@ -127,7 +127,8 @@ class EmotionAugmentedNCE(DecoupledNCE):
         if prior is None:
             return out
         e = emotion_labels.to(embeddings.device).long()
-        prior_rows, n_global = self._prior_rows(c, prior, e, ref_emb is None)
+        with torch.autocast(device_type=embeddings.device.type, enabled=False):
+            prior_rows, n_global = self._prior_rows(c, prior, e, ref_emb is None)
         if self.reduction == "none":
             return out + self.prior_weight * prior_rows
         prior_total = prior_rows.sum() * c.world_size

@@ -96,6 +96,16 @@ class _ContrastiveLoss(nn.Module):
         count, the self-pair offset (None when keys are `ref_emb`) and a function that gathers
         key-side label vectors over ranks.
         """
+        with torch.autocast(device_type=embeddings.device.type, enabled=False):
+            return self._contrast_fp(embeddings, ref_emb, make_rule)
+
+    def _contrast_fp(
+        self,
+        embeddings: Tensor,
+        ref_emb: Tensor | None,
+        make_rule: Callable[[int, int, int | None, Callable[[Tensor], Tensor]], PairRule],
+    ) -> _Contrast:
+        """`_contrast` with autocast off: computes in promote_types(dtype, float32)."""
         dtype = V.compute_dtype(embeddings, *(() if ref_emb is None else (ref_emb,)))
         device = embeddings.device
         world = self._world_size()
