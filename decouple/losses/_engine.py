@@ -53,9 +53,11 @@ def _block_forward(s: Tensor, pos: Tensor, excluded: Tensor, has_neg: Tensor) ->
     Returns (loss, counted, lse, inv_npos); afterwards `s` holds
     Q = softmax over the candidates - pos/|P|, zero on rows that do not count.
     """
-    npos = pos.sum(1)
+    # Positives are few per row: handle them as an index list, not as k x M float passes.
+    pos_r, pos_c = pos.nonzero(as_tuple=True)
+    npos = torch.bincount(pos_r, minlength=s.shape[0])
     counted = (npos > 0) & has_neg
-    pos_sum = torch.where(pos, s, 0.0).sum(1)
+    pos_sum = torch.zeros_like(s[:, 0]).index_add_(0, pos_r, s[pos_r, pos_c])
     s.masked_fill_(excluded, float("-inf"))
     # logsumexp fused with the softmax that Q needs: max, exp in place, row sums.
     mx = s.amax(dim=1)
@@ -66,7 +68,7 @@ def _block_forward(s: Tensor, pos: Tensor, excluded: Tensor, has_neg: Tensor) ->
     inv_npos = torch.where(counted, 1.0 / npos.clamp(min=1).to(s.dtype), torch.zeros_like(mx))
     loss = torch.where(counted, lse - pos_sum * inv_npos, torch.zeros_like(mx))
     s.mul_(torch.where(counted, 1.0 / z.clamp(min=torch.finfo(s.dtype).tiny), 0.0)[:, None])
-    s.sub_(pos * inv_npos[:, None])
+    s.index_put_((pos_r, pos_c), -inv_npos[pos_r], accumulate=True)
     return loss, counted, lse, inv_npos
 
 
@@ -77,7 +79,8 @@ def _block_q(
     s.masked_fill_(excluded, float("-inf")).sub_(lse[:, None]).exp_()
     if not bool(counted.all()):
         s.mul_(counted[:, None])
-    return s.sub_(pos * inv_npos[:, None])
+    pos_r, pos_c = pos.nonzero(as_tuple=True)
+    return s.index_put_((pos_r, pos_c), -inv_npos[pos_r], accumulate=True)
 
 
 class _DenseNCE(torch.autograd.Function):

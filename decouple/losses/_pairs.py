@@ -6,7 +6,7 @@ materialises the dense N x M masks (it builds them per block from the label vect
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -40,6 +40,7 @@ class PairRule:
     n_key: Tensor | None = None
     negatives: str = ALL
     self_offset: int | None = None
+    _has_neg_cache: Tensor | None = field(default=None, repr=False, compare=False)
 
     @property
     def has_nuisance(self) -> bool:
@@ -61,11 +62,12 @@ class PairRule:
             return pos, ~(pos | neg), neg.any(1)
         assert self.t_anchor is not None and self.t_key is not None
         same_t = self.t_anchor[start:stop, None] == self.t_key[None, :]
+        has_neg = self._has_negative()[start:stop]
         if self.n_anchor is None:
             excluded = torch.zeros_like(same_t)
             if self.self_offset is not None:
                 self._drop_self(start, stop, same_t, excluded, value=True)
-            return same_t, excluded, ~(same_t | excluded).all(1)
+            return same_t, excluded, has_neg
         assert self.n_key is not None
         # With nuisance labels the self pair (same target, same nuisance) is never a
         # candidate, so no explicit exclusion is needed.
@@ -73,8 +75,24 @@ class PairRule:
         pos = same_t > same_n  # same target, other nuisance
         if self.negatives == SAME_NUISANCE:
             # candidates: (same t, other n) or (other t, same n), i.e. same_t != same_n
-            return pos, same_t == same_n, (same_n > same_t).any(1)
-        return pos, same_t & same_n, ~same_t.all(1)
+            return pos, same_t == same_n, has_neg
+        return pos, same_t & same_n, has_neg
+
+    def _has_negative(self) -> Tensor:
+        """(N,) whether N_i is non-empty, from label counts (no pass over N x M)."""
+        if self._has_neg_cache is None:
+            assert self.t_anchor is not None and self.t_key is not None
+            n_keys = self.t_key.shape[0]
+            same_t = _count_equal(self.t_anchor, self.t_key)
+            if self.negatives == SAME_NUISANCE:
+                assert self.n_anchor is not None and self.n_key is not None
+                same_n = _count_equal(self.n_anchor, self.n_key)
+                pa, pk = _pair_codes(self.t_anchor, self.n_anchor, self.t_key, self.n_key)
+                n_neg = same_n - _count_equal(pa, pk)
+            else:
+                n_neg = n_keys - same_t
+            self._has_neg_cache = n_neg > 0
+        return self._has_neg_cache
 
     def _drop_self(
         self, start: int, stop: int, pos: Tensor, other: Tensor, value: bool = False
@@ -92,3 +110,19 @@ class PairRule:
         return (
             self.pos_mask is None and self.n_anchor is not None and self.negatives == SAME_NUISANCE
         )
+
+
+def _count_equal(query: Tensor, keys: Tensor) -> Tensor:
+    """For every query value, how many keys equal it."""
+    sorted_keys = torch.sort(keys).values
+    return torch.searchsorted(sorted_keys, query, right=True) - torch.searchsorted(
+        sorted_keys, query, right=False
+    )
+
+
+def _pair_codes(t_a: Tensor, n_a: Tensor, t_k: Tensor, n_k: Tensor) -> tuple[Tensor, Tensor]:
+    """One int64 code per (target, nuisance) pair, consistent between anchors and keys."""
+    _, t_ids = torch.unique(torch.cat([t_a, t_k]), return_inverse=True)
+    n_unique, n_ids = torch.unique(torch.cat([n_a, n_k]), return_inverse=True)
+    codes = t_ids * n_unique.shape[0] + n_ids
+    return codes[: t_a.shape[0]], codes[t_a.shape[0] :]
