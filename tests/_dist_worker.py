@@ -60,18 +60,26 @@ def call_loss(
     loss_fn: torch.nn.Module,
     cls: str,
     z: torch.Tensor,
-    target: torch.Tensor,
+    target: torch.Tensor | None,
     nuisance: torch.Tensor | None,
     keys: torch.Tensor | None,
     key_target: torch.Tensor | None,
     key_nuisance: torch.Tensor | None,
     prior: torch.Tensor | None,
+    masks: tuple[torch.Tensor, torch.Tensor] | None,
 ) -> torch.Tensor:
-    """Call `loss_fn` with the generic (target, nuisance) labels mapped to its argument names."""
+    """Call `loss_fn` with the generic (target, nuisance) labels mapped to its argument names.
+
+    `masks` (InfoNCE only) selects the explicit-mask form instead of the label form.
+    """
     if cls == "InfoNCE":
         if nuisance is not None or key_nuisance is not None or prior is not None:
-            raise ValueError("InfoNCE (label form) takes only target labels")
+            raise ValueError("InfoNCE takes only target labels or masks")
+        if masks is not None:
+            return loss_fn(z, pos_mask=masks[0], neg_mask=masks[1], ref_emb=keys)
         return loss_fn(z, target, ref_emb=keys, ref_labels=key_target)
+    if masks is not None:
+        raise ValueError(f"{cls} takes no masks")
     if cls == "DecoupledNCE":
         return loss_fn(
             z, target, nuisance,
@@ -95,10 +103,11 @@ def run_scenario(spec: dict[str, Any], rank: int | None, gather: bool, scale: fl
     """Compute one scenario's loss on the rows of `rank` (all rows when None) and backpropagate.
 
     Scenario keys: `cls`, `kwargs` (constructor arguments except `gather_distributed`), `sizes`
-    (rows per rank), `inputs` (N x D_in), `W` (D_in x D), `target`, `nuisance` (or None), and
-    for the ref_emb mode `key_sizes`, `key_inputs` (M x D_in), `V` (D_in x D), `key_target`,
-    `key_nuisance` (all None in self mode), `prior` (K x D or None) and `coef` (N, weights of
-    the rows for `reduction="none"`).
+    (rows per rank), `inputs` (N x D_in), `W` (D_in x D), `target` and `nuisance` (N or None),
+    `pos_mask` and `neg_mask` (N x M or None: InfoNCE's mask form, where rank r passes its rows
+    against all M keys), for the ref_emb mode `key_sizes`, `key_inputs` (M x D_in), `V`
+    (D_in x D), `key_target`, `key_nuisance` (all None in self mode), `prior` (K x D or None)
+    and `coef` (N, weights of the rows for `reduction="none"`).
 
     Embeddings are `inputs @ W` (keys: `key_inputs @ V`); `W`, `V`, the prior `T` and the loss's
     own parameters (a learnt temperature) are fresh leaf tensors with the scenario's initial
@@ -115,15 +124,22 @@ def run_scenario(spec: dict[str, Any], rank: int | None, gather: bool, scale: fl
     rows = row_slice(spec["sizes"], rank)
     params: dict[str, torch.Tensor] = {"W": spec["W"].clone().requires_grad_(True)}
     z = spec["inputs"][rows] @ params["W"]
-    target = spec["target"][rows]
+    target = None if spec["target"] is None else spec["target"][rows]
     nuisance = None if spec["nuisance"] is None else spec["nuisance"][rows]
+    masks = None
+    if spec["pos_mask"] is not None:
+        # Gathering ranks see all M keys; a rank alone sees only its own keys.
+        own_keys = row_slice(spec["key_sizes"] or spec["sizes"], rank)
+        cols = slice(None) if gather else own_keys
+        masks = (spec["pos_mask"][rows, cols], spec["neg_mask"][rows, cols])
 
     keys = key_target = key_nuisance = None
     if spec["key_inputs"] is not None:
         key_rows = row_slice(spec["key_sizes"], rank)
         params["V"] = spec["V"].clone().requires_grad_(True)
         keys = spec["key_inputs"][key_rows] @ params["V"]
-        key_target = spec["key_target"][key_rows]
+        if spec["key_target"] is not None:
+            key_target = spec["key_target"][key_rows]
         if spec["key_nuisance"] is not None:
             key_nuisance = spec["key_nuisance"][key_rows]
 
@@ -138,7 +154,7 @@ def run_scenario(spec: dict[str, Any], rank: int | None, gather: bool, scale: fl
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = call_loss(
-            loss_fn, spec["cls"], z, target, nuisance, keys, key_target, key_nuisance, prior
+            loss_fn, spec["cls"], z, target, nuisance, keys, key_target, key_nuisance, prior, masks
         )
     objective = out if out.ndim == 0 else scale * (out * spec["coef"][rows]).sum()
     objective.backward()
