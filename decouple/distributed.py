@@ -35,7 +35,7 @@ def is_distributed() -> bool:
     Returns:
         True when `torch.distributed` is available, initialised and its world size is > 1.
 
-    Example:
+    Examples:
         >>> from decouple.distributed import is_distributed
         >>> is_distributed()
         False
@@ -49,7 +49,7 @@ def get_rank() -> int:
     Returns:
         The global rank.
 
-    Example:
+    Examples:
         >>> from decouple.distributed import get_rank
         >>> get_rank()
         0
@@ -63,7 +63,7 @@ def get_world_size() -> int:
     Returns:
         The world size.
 
-    Example:
+    Examples:
         >>> from decouple.distributed import get_world_size
         >>> get_world_size()
         1
@@ -81,7 +81,7 @@ def all_gather_sizes(n: int, device: torch.device) -> list[int]:
     Returns:
         The values of all ranks, in rank order (`[n]` when not distributed).
 
-    Example:
+    Examples:
         >>> from decouple.distributed import all_gather_sizes
         >>> all_gather_sizes(5, torch.device("cpu"))
         [5]
@@ -138,7 +138,7 @@ def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     Returns:
         Shape (sum_r n_r, ...), rank 0's rows first. The input itself when not distributed.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from decouple.distributed import all_gather_with_grad
         >>> x = torch.randn(4, 8, requires_grad=True)
@@ -159,7 +159,7 @@ def all_gather_no_grad(tensor: torch.Tensor) -> torch.Tensor:
     Returns:
         Shape (sum_r n_r, ...), rank 0's rows first. The input itself when not distributed.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from decouple.distributed import all_gather_no_grad
         >>> all_gather_no_grad(torch.tensor([1, 2, 3]))
@@ -180,7 +180,7 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     Returns:
         The sum over ranks (a copy), or the input itself when not distributed.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from decouple.distributed import all_reduce_sum
         >>> all_reduce_sum(torch.tensor(3))

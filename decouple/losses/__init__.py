@@ -12,7 +12,7 @@ backward, chunking and exact distributed gathering), and thin named specialisati
 | `EmotionConsistency` | emotion | | generator supervision |
 | `CosineContrast` | | | the released code's triplet form |
 
-Example:
+Examples:
     >>> import torch
     >>> from decouple.losses import EmotionAwareNCE
     >>> loss = EmotionAwareNCE()(torch.randn(16, 8), torch.arange(4).repeat(4),

@@ -31,7 +31,8 @@ from torch import Tensor
 from decouple.losses._pairs import PairRule
 
 # The grouped path is used when it computes less than this fraction of the dense N x M entries
-# (a positive pair counts as PAIR_COST entries: it is a gathered, memory-bound dot product).
+# (an entry of the padded per-target positive blocks counts PAIR_COST: small batched matmuls
+# run far below the speed of one large matmul).
 GROUPED_MAX_FRACTION = 0.5
 PAIR_COST = 8
 

@@ -24,7 +24,7 @@ class ContentConsistency(nn.Module):
     Args:
         eps: Lower clamp of the cosine, 1e-6 by default.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from decouple.losses import ContentConsistency
         >>> a = torch.randn(4, 256, 7, 7, requires_grad=True)

@@ -53,7 +53,7 @@ class DecoupledNCE(_ContrastiveLoss):
         chunk_size: Anchor rows per block for the memory-lean chunked path.
         gather_distributed: Gather keys (with gradient) and labels from all ranks.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from decouple.losses import DecoupledNCE
         >>> content = torch.arange(4).repeat_interleave(3)  # 4 sentences ...

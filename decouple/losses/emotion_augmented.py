@@ -25,8 +25,8 @@ class EmotionAugmentedNCE(DecoupledNCE):
     sentence, identity or time), so content can never explain their similarity.
 
     With a `prior` T (K x D, one anchor per emotion, e.g. the text features of the emotion
-    prompts of [EmotionPromptPrior]), each anchor i also gets a symmetric prior term, with the
-    loss's own tau:
+    prompts of the vision-language emotion prior), each anchor i also gets a symmetric prior
+    term, with the loss's own tau:
 
         s2p_i = -log softmax_c( cos(x_i, T_c) / tau )[e_i]
         p2s_i = -log( exp(u_ii) / ( exp(u_ii) + sum_{j : e_j != e_i} exp(u_ij) ) ),
@@ -48,7 +48,7 @@ class EmotionAugmentedNCE(DecoupledNCE):
         chunk_size: Anchor rows per block for the memory-lean chunked path.
         gather_distributed: Gather keys, anchors (for p2s) and labels from all ranks.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from decouple.losses import EmotionAugmentedNCE
         >>> emotion = torch.tensor([0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4, 5, 6])

@@ -38,7 +38,7 @@ class EmotionAwareNCE(DecoupledNCE):
         chunk_size: Anchor rows per block for the memory-lean chunked path.
         gather_distributed: Gather keys (with gradient) and labels from all ranks.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from decouple.losses import EmotionAwareNCE
         >>> content = torch.arange(16).repeat_interleave(8)  # 16 aligned frames ...

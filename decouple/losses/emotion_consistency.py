@@ -24,7 +24,7 @@ class EmotionConsistency(nn.Module):
     table of per-emotion anchors indexed by `emotion_labels` (shape (B,), or any shape that
     matches the leading dimensions of the inputs).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from decouple.losses import EmotionConsistency
         >>> r, g = torch.randn(4, 512), torch.randn(4, 512, requires_grad=True)

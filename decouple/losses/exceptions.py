@@ -13,7 +13,7 @@ class NoValidPairsWarning(UserWarning):
     without valid pairs usually means the batch sampler does not build the structure the
     loss needs (for `EmotionAwareNCE`: the same content in several emotions).
 
-    Example:
+    Examples:
         >>> import warnings, torch
         >>> from decouple.losses import InfoNCE, NoValidPairsWarning
         >>> with warnings.catch_warnings(record=True) as caught:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -138,7 +140,7 @@ class _ContrastiveLoss(nn.Module):
                     "this batch; the loss is 0. Check that the batch holds the pair structure "
                     "the loss needs."
                 ),
-                stacklevel=3,
+                stacklevel=_caller_stacklevel(),
             )
         if self.reduction == "none":
             return c.rows
@@ -150,6 +152,20 @@ class _ContrastiveLoss(nn.Module):
 
 def _identity(t: Tensor) -> Tensor:
     return t
+
+
+_INTERNAL_DIRS = (
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),  # decouple/
+    os.path.dirname(os.path.abspath(nn.Module.__call__.__code__.co_filename)),  # torch.nn
+)
+
+
+def _caller_stacklevel() -> int:
+    """`stacklevel` for `warnings.warn` that points at the user's call of the loss."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class InfoNCE(_ContrastiveLoss):
@@ -180,7 +196,7 @@ class InfoNCE(_ContrastiveLoss):
         gather_distributed: Contrast local anchors against keys gathered from all ranks
             with gradient (see the distributed docs). A no-op without a process group.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from decouple.losses import InfoNCE
         >>> x = torch.randn(8, 16, requires_grad=True)
