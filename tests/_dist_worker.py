@@ -254,8 +254,12 @@ def main() -> None:
             try:
                 result = run_scenario(spec, rank, gather=True, scale=world_size)
                 average_grads(result, world_size)
-                control = run_scenario(spec, rank, gather=False, scale=world_size)
-                average_grads(control, world_size)
+                # A rank with no rows cannot compute a local-only loss (empty batches are only
+                # accepted while gathering), so scenarios with an empty rank have no control.
+                control = None
+                if min(spec["sizes"]) > 0:
+                    control = run_scenario(spec, rank, gather=False, scale=world_size)
+                    average_grads(control, world_size)
                 result["control"] = control
                 result["error"] = None
             except Exception:

@@ -41,7 +41,8 @@ def masked_nce_rows(
     x: Tensor, y: Tensor, tau: Tensor, rule: PairRule, chunk_size: int | None
 ) -> tuple[Tensor, Tensor]:
     """Per-row losses (N,) and counted rows (N,) bool. `x` may be the very tensor `y`."""
-    if rule.grouped_applicable() and (chunk_size is None or chunk_size >= x.shape[0]):
+    n = x.shape[0]
+    if n > 0 and rule.grouped_applicable() and (chunk_size is None or chunk_size >= n):
         plan = _grouped_plan(rule)
         if plan is not None:
             return _GroupedNCE.apply(x, y, tau, plan)
@@ -90,7 +91,7 @@ class _DenseNCE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, y, tau, rule, chunk_size):  # type: ignore[override]
         n = x.shape[0]
-        k = n if chunk_size is None else min(chunk_size, n)
+        k = max(1, n if chunk_size is None else min(chunk_size, n))
         keep_q = k >= n
         inv_tau = 1.0 / tau
         loss = x.new_zeros(n)

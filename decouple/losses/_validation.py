@@ -29,15 +29,19 @@ def check_chunk_size(chunk_size: int | None) -> int | None:
     return chunk_size
 
 
-def check_embeddings(x: Tensor, name: str) -> None:
-    """A 2-D floating tensor (N x D) with finite values and at least one row."""
+def check_embeddings(x: Tensor, name: str, allow_empty: bool = False) -> None:
+    """A 2-D floating tensor (N x D) with finite values and at least one row.
+
+    `allow_empty` admits N = 0 (a rank whose local batch is empty still takes part in the
+    collective operations of a distributed loss, so that the other ranks do not hang).
+    """
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 2:
         raise ValueError(f"{name} must be 2-D (N x D), got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    if x.shape[0] == 0 or x.shape[1] == 0:
+    if (x.shape[0] == 0 and not allow_empty) or x.shape[1] == 0:
         raise ValueError(f"{name} must have at least one row and one column, got {tuple(x.shape)}")
     check_finite(x, name)
 

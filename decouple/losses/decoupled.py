@@ -137,7 +137,7 @@ class DecoupledNCE(_ContrastiveLoss):
     ) -> _Contrast:
         """Validate labels (errors use the subclass's argument names) and run the core."""
         names = self._names
-        V.check_embeddings(embeddings, "embeddings")
+        V.check_embeddings(embeddings, "embeddings", self.gather_distributed)
         n = embeddings.shape[0]
         dev = embeddings.device
         t = V.check_labels(target, names.target, n, "embeddings").to(dev)
@@ -149,7 +149,7 @@ class DecoupledNCE(_ContrastiveLoss):
                     raise ValueError(f"{name} was given without ref_emb")
             t_key, n_key = t, nu
         else:
-            V.check_embeddings(ref_emb, "ref_emb")
+            V.check_embeddings(ref_emb, "ref_emb", self.gather_distributed)
             V.check_same_dim(embeddings, ref_emb, "embeddings", "ref_emb")
             m = ref_emb.shape[0]
             if ref_target is None:

@@ -239,9 +239,9 @@ class InfoNCE(_ContrastiveLoss):
                 overlapping masks.
             TypeError: On non-integer labels or non-boolean masks.
         """
-        V.check_embeddings(embeddings, "embeddings")
+        V.check_embeddings(embeddings, "embeddings", self.gather_distributed)
         if ref_emb is not None:
-            V.check_embeddings(ref_emb, "ref_emb")
+            V.check_embeddings(ref_emb, "ref_emb", self.gather_distributed)
             V.check_same_dim(embeddings, ref_emb, "embeddings", "ref_emb")
         n = embeddings.shape[0]
         m_local = n if ref_emb is None else ref_emb.shape[0]
