@@ -4,11 +4,12 @@ Everything here is written from the specification (issue 2) with plain Python lo
 pairs, operating on 0-d torch scalars so that autograd yields reference gradients. It never imports
 `decouple`. Sizes in the tests are small (N, M <= 24), so speed does not matter; clarity does.
 
-Notation (from the spec): anchors x (N x D); keys y = ref_emb (M x D) when given, else y = x and only
-the pair (i, i) is excluded. s_ij = cos(x_i, y_j) / tau with rows normalised like `F.normalize`.
+Notation (from the spec): anchors x (N x D); keys y = ref_emb (M x D) when given, else y = x and
+only the pair (i, i) is excluded. s_ij = cos(x_i, y_j) / tau, rows normalised like `F.normalize`.
 P_i = {j : t_j == t_i and n_j != n_i}; N_i = {j : t_j != t_i} ("all") or
-{j : t_j != t_i and n_j == n_i} ("same_nuisance"); without nuisance labels every anchor and every key
-is its own nuisance group. loss_i = -(1/|P_i|) sum_{p in P_i} [s_ip - log sum_{a in P_i u N_i} e^{s_ia}].
+{j : t_j != t_i and n_j == n_i} ("same_nuisance"); without nuisance labels every anchor and every
+key is its own nuisance group.
+loss_i = -(1/|P_i|) sum_{p in P_i} [s_ip - log sum_{a in P_i u N_i} exp(s_ia)].
 A row counts when P_i and N_i are both non-empty.
 """
 
@@ -44,7 +45,7 @@ def unit_rows(x: Tensor) -> list[Tensor]:
     """Each row divided by max(||row||, 1e-12), exactly like `F.normalize(x, dim=1)`."""
     rows = []
     for i in range(x.shape[0]):
-        norm = torch.sqrt(torch.sum(x[i] * x[i]))
+        norm = torch.linalg.vector_norm(x[i])  # its gradient at a zero row is 0, not NaN
         rows.append(x[i] / torch.clamp(norm, min=NORMALIZE_EPS))
     return rows
 
@@ -128,7 +129,9 @@ def counted_rows(pos: Mask, neg: Mask) -> list[bool]:
 # --------------------------------------------------------------------------------------------------
 
 
-def row_losses(x: Tensor, y: Tensor, pos: Mask, neg: Mask, tau: Tau) -> tuple[list[Tensor], list[bool]]:
+def row_losses(
+    x: Tensor, y: Tensor, pos: Mask, neg: Mask, tau: Tau
+) -> tuple[list[Tensor], list[bool]]:
     """loss_i for every anchor (0 where the row does not count) and the counted flags."""
     xs, ys = unit_rows(x), unit_rows(y)
     losses: list[Tensor] = []
@@ -163,7 +166,9 @@ def reduce(
     """The spec's three reductions, with the optional prior term of EmotionAugmentedNCE."""
     c = sum(counted)
     if reduction == "none":
-        out = torch.stack([loss if ok else zero() for loss, ok in zip(losses, counted, strict=True)])
+        out = torch.stack(
+            [loss if ok else zero() for loss, ok in zip(losses, counted, strict=True)]
+        )
         if prior_terms is not None:
             out = out + prior_weight * torch.stack(prior_terms)
         return out
@@ -273,9 +278,16 @@ def emotion_aware_nce(
     """Target = content, nuisance = emotion; "same_emotion" is "same_nuisance"."""
     mode = {"same_emotion": "same_nuisance", "all": "all"}[negatives]
     return decoupled_nce(
-        x, content, emotion, ref_emb=ref_emb, ref_target=ref_content, ref_nuisance=ref_emotion,
-        negatives=mode, tau=tau, reduction=reduction,
-    )  # fmt: skip
+        x,
+        content,
+        emotion,
+        ref_emb=ref_emb,
+        ref_target=ref_content,
+        ref_nuisance=ref_emotion,
+        negatives=mode,
+        tau=tau,
+        reduction=reduction,
+    )
 
 
 def prior_terms(x: Tensor, emotion: Tensor, prior: Tensor, tau: Tau) -> list[Tensor]:
@@ -357,9 +369,7 @@ def emotion_consistency(
         labels = as_list(emotion_labels)
         assert labels is not None
         per_sample = [prior[labels[b]] for b in range(reference.shape[0])]
-        weights = torch.stack(
-            [torch.broadcast_to(t, reference.shape[1:]) for t in per_sample]
-        )
+        weights = torch.stack([torch.broadcast_to(t, reference.shape[1:]) for t in per_sample])
     d = reference.shape[-1]
     r, g, w = reference.reshape(-1, d), generated.reshape(-1, d), weights.reshape(-1, d)
     total = zero()
