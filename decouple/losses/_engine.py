@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from decouple.losses._pairs import PairRule
+from decouple.losses._pairs import Block, PairRule
 
 # The grouped path is used when it computes less than this fraction of the dense N x M entries
 # (an entry of the padded per-target positive blocks counts PAIR_COST: small batched matmuls
@@ -49,18 +49,26 @@ def masked_nce_rows(
     return _DenseNCE.apply(x, y, tau, rule, chunk_size)
 
 
-def _block_forward(s: Tensor, pos: Tensor, excluded: Tensor, has_neg: Tensor) -> tuple:
+def _exclude(s: Tensor, block: Block) -> Tensor:
+    """Set the non-candidates of a logits block to -inf, in place."""
+    if block.excluded is not None:
+        s.masked_fill_(block.excluded, float("-inf"))
+    elif block.excluded_idx is not None:
+        s.index_put_(block.excluded_idx, s.new_tensor(float("-inf")))
+    return s
+
+
+def _block_forward(s: Tensor, block: Block) -> tuple:
     """Row statistics of one logits block (k x M); turns `s` into Q in place.
 
     Returns (loss, counted, lse, inv_npos); afterwards `s` holds
     Q = softmax over the candidates - pos/|P|, zero on rows that do not count.
     """
-    # Positives are few per row: handle them as an index list, not as k x M float passes.
-    pos_r, pos_c = pos.nonzero(as_tuple=True)
+    pos_r, pos_c = block.pos
     npos = torch.bincount(pos_r, minlength=s.shape[0])
-    counted = (npos > 0) & has_neg
+    counted = (npos > 0) & block.has_neg
     pos_sum = torch.zeros_like(s[:, 0]).index_add_(0, pos_r, s[pos_r, pos_c])
-    s.masked_fill_(excluded, float("-inf"))
+    _exclude(s, block)
     # logsumexp fused with the softmax that Q needs: max, exp in place, row sums.
     mx = s.amax(dim=1)
     mx = torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))  # rows with no candidate
@@ -70,19 +78,18 @@ def _block_forward(s: Tensor, pos: Tensor, excluded: Tensor, has_neg: Tensor) ->
     inv_npos = torch.where(counted, 1.0 / npos.clamp(min=1).to(s.dtype), torch.zeros_like(mx))
     loss = torch.where(counted, lse - pos_sum * inv_npos, torch.zeros_like(mx))
     s.mul_(torch.where(counted, 1.0 / z.clamp(min=torch.finfo(s.dtype).tiny), 0.0)[:, None])
-    s.index_put_((pos_r, pos_c), -inv_npos[pos_r], accumulate=True)
+    s.index_put_(block.pos, -inv_npos[pos_r], accumulate=True)
     return loss, counted, lse, inv_npos
 
 
 def _block_q(
-    s: Tensor, pos: Tensor, excluded: Tensor, lse: Tensor, inv_npos: Tensor, counted: Tensor
+    s: Tensor, block: Block, lse: Tensor, inv_npos: Tensor, counted: Tensor
 ) -> Tensor:
     """Recompute Q in place from the logits block and the saved row statistics."""
-    s.masked_fill_(excluded, float("-inf")).sub_(lse[:, None]).exp_()
+    _exclude(s, block).sub_(lse[:, None]).exp_()
     if not bool(counted.all()):
         s.mul_(counted[:, None])
-    pos_r, pos_c = pos.nonzero(as_tuple=True)
-    return s.index_put_((pos_r, pos_c), -inv_npos[pos_r], accumulate=True)
+    return s.index_put_(block.pos, -inv_npos[block.pos[0]], accumulate=True)
 
 
 class _DenseNCE(torch.autograd.Function):
@@ -94,6 +101,7 @@ class _DenseNCE(torch.autograd.Function):
         k = max(1, n if chunk_size is None else min(chunk_size, n))
         keep_q = k >= n
         inv_tau = 1.0 / tau
+        xs = x * inv_tau  # fold 1/tau into the anchors: one N x D pass, not N x M
         loss = x.new_zeros(n)
         counted = torch.zeros(n, dtype=torch.bool, device=x.device)
         lse = x.new_zeros(n)
@@ -101,9 +109,8 @@ class _DenseNCE(torch.autograd.Function):
         q = None
         for start in range(0, n, k):
             stop = min(start + k, n)
-            pos, excluded, has_neg = rule.block(start, stop)
-            s = torch.mm(x[start:stop], y.t()).mul_(inv_tau)
-            lb, cb, lseb, ib = _block_forward(s, pos, excluded, has_neg)
+            s = torch.mm(xs[start:stop], y.t())
+            lb, cb, lseb, ib = _block_forward(s, rule.block(start, stop))
             loss[start:stop], counted[start:stop] = lb, cb
             lse[start:stop], inv_npos[start:stop] = lseb, ib
             if keep_q:
@@ -130,10 +137,9 @@ class _DenseNCE(torch.autograd.Function):
                 stop = min(start + ctx.k, n)
                 q = ctx.q
                 if q is None:
-                    pos, excluded, _ = ctx.rule.block(start, stop)
-                    q = torch.mm(x[start:stop], y.t()).mul_(inv_tau)
+                    q = torch.mm(x[start:stop] * inv_tau, y.t())
                     sl = slice(start, stop)
-                    q = _block_q(q, pos, excluded, lse[sl], inv_npos[sl], counted[sl])
+                    q = _block_q(q, ctx.rule.block(start, stop), lse[sl], inv_npos[sl], counted[sl])
                 gy[start:stop] = torch.mm(q, y).mul_(w[start:stop, None])
                 gtx.addmm_(q.t(), xw[start:stop])
             ctx.q = None
@@ -148,7 +154,8 @@ def _self_mode_grads(ctx, x: Tensor, w: Tensor, inv_tau: Tensor) -> tuple:
     """
     g = ctx.q.mul_(w[:, None])
     ctx.q = None
-    gx = torch.mm(torch.add(g, g.t()), x)
+    # A contiguous transpose then an add is ~3x faster than adding a transposed view.
+    gx = torch.mm(g.t().contiguous().add_(g), x)
     dx = gx * inv_tau if ctx.needs_input_grad[0] or ctx.needs_input_grad[1] else None
     dtau = -0.5 * (x * gx).sum() * inv_tau * inv_tau if ctx.needs_input_grad[2] else None
     # x and y are the same tensor: autograd adds the two gradients, so give it once.

@@ -1,7 +1,7 @@
 """Pair rules: which (anchor, key) pairs are positives and which are negatives.
 
-A rule produces boolean mask *blocks* for a range of anchor rows, so that the chunked path never
-materialises the dense N x M masks (it builds them per block from the label vectors).
+A rule produces the pairs of a *block* of anchor rows at a time, so that the chunked path
+never materialises dense N x M masks (it builds them per block from the label vectors).
 """
 
 from __future__ import annotations
@@ -13,6 +13,25 @@ from torch import Tensor
 
 ALL = "all"
 SAME_NUISANCE = "same_nuisance"
+# An index pair costs 16 bytes against 1 byte per entry of a boolean mask: list same-target
+# pairs only while they fill less than 1/16 of the block.
+SPARSE_PAIR_BYTES = 16
+
+
+@dataclass
+class Block:
+    """Which pairs of a block of anchor rows (k x M) are positives or non-candidates.
+
+    `pos` lists the positives as (rows, cols) indices; the non-candidates (neither positive
+    nor negative) come either as a dense boolean mask `excluded` or as an index list
+    `excluded_idx` (or neither: every other pair is a negative). `has_neg` (k,) tells whether
+    a row has any negative.
+    """
+
+    pos: tuple[Tensor, Tensor]
+    excluded: Tensor | None
+    excluded_idx: tuple[Tensor, Tensor] | None
+    has_neg: Tensor
 
 
 @dataclass
@@ -41,17 +60,15 @@ class PairRule:
     negatives: str = ALL
     self_offset: int | None = None
     _has_neg_cache: Tensor | None = field(default=None, repr=False, compare=False)
+    _sorted_keys: tuple[Tensor, Tensor] | None = field(default=None, repr=False, compare=False)
 
-    @property
-    def has_nuisance(self) -> bool:
-        return self.n_anchor is not None
+    def block(self, start: int, stop: int) -> Block:
+        """Positives and non-candidates of anchor rows [start, stop) against all keys.
 
-    def block(self, start: int, stop: int) -> tuple[Tensor, Tensor, Tensor]:
-        """Masks for anchor rows [start, stop): positives and non-candidates, (k x M) each.
-
-        Returns `(pos, excluded, has_neg)`: `pos` marks P_i, `excluded` marks pairs in neither
-        P_i nor N_i, and `has_neg` (k,) tells whether N_i is non-empty. This form needs the
-        fewest passes over the block (it is built from two label comparisons).
+        Same-target pairs are few in a typical batch, so with labels and `negatives="all"`
+        they are listed as indices straight from the label vectors (no k x M pass); the dense
+        form is used for explicit masks, for `negatives="same_nuisance"` (whose
+        non-candidates are dense) and when same-target pairs are dense.
         """
         if self.pos_mask is not None:
             assert self.neg_mask is not None
@@ -59,40 +76,57 @@ class PairRule:
             if self.self_offset is not None:
                 pos, neg = pos.clone(), neg.clone()
                 self._drop_self(start, stop, pos, neg)
-            return pos, ~(pos | neg), neg.any(1)
+            return Block(pos.nonzero(as_tuple=True), ~(pos | neg), None, neg.any(1))
         assert self.t_anchor is not None and self.t_key is not None
-        same_t = self.t_anchor[start:stop, None] == self.t_key[None, :]
         has_neg = self._has_negative()[start:stop]
+        if self.negatives != SAME_NUISANCE:
+            pairs = self._same_target_pairs(start, stop)
+            if pairs is not None:
+                return self._sparse_block(start, pairs, has_neg)
+        same_t = self.t_anchor[start:stop, None] == self.t_key[None, :]
         if self.n_anchor is None:
             excluded = torch.zeros_like(same_t)
             if self.self_offset is not None:
                 self._drop_self(start, stop, same_t, excluded, value=True)
-            return same_t, excluded, has_neg
+            return Block(same_t.nonzero(as_tuple=True), excluded, None, has_neg)
         assert self.n_key is not None
         # With nuisance labels the self pair (same target, same nuisance) is never a
         # candidate, so no explicit exclusion is needed.
         same_n = self.n_anchor[start:stop, None] == self.n_key[None, :]
-        pos = same_t > same_n  # same target, other nuisance
+        pos = (same_t > same_n).nonzero(as_tuple=True)  # same target, other nuisance
         if self.negatives == SAME_NUISANCE:
             # candidates: (same t, other n) or (other t, same n), i.e. same_t != same_n
-            return pos, same_t == same_n, has_neg
-        return pos, same_t & same_n, has_neg
+            return Block(pos, same_t == same_n, None, has_neg)
+        return Block(pos, same_t & same_n, None, has_neg)
 
-    def _has_negative(self) -> Tensor:
-        """(N,) whether N_i is non-empty, from label counts (no pass over N x M)."""
-        if self._has_neg_cache is None:
-            assert self.t_anchor is not None and self.t_key is not None
-            n_keys = self.t_key.shape[0]
-            same_t = _count_equal(self.t_anchor, self.t_key)
-            if self.negatives == SAME_NUISANCE:
-                assert self.n_anchor is not None and self.n_key is not None
-                same_n = _count_equal(self.n_anchor, self.n_key)
-                pa, pk = _pair_codes(self.t_anchor, self.n_anchor, self.t_key, self.n_key)
-                n_neg = same_n - _count_equal(pa, pk)
-            else:
-                n_neg = n_keys - same_t
-            self._has_neg_cache = n_neg > 0
-        return self._has_neg_cache
+    def _same_target_pairs(self, start: int, stop: int) -> tuple[Tensor, Tensor] | None:
+        """(rows, cols) of all same-target pairs of the block; None when they are dense."""
+        assert self.t_anchor is not None and self.t_key is not None
+        if self._sorted_keys is None:
+            self._sorted_keys = torch.sort(self.t_key)
+        t_sorted, order = self._sorted_keys
+        t = self.t_anchor[start:stop]
+        lo = torch.searchsorted(t_sorted, t, right=False)
+        cnt = torch.searchsorted(t_sorted, t, right=True) - lo
+        total = int(cnt.sum())
+        if total * SPARSE_PAIR_BYTES > (stop - start) * self.n_keys:
+            return None
+        rows = torch.repeat_interleave(torch.arange(stop - start, device=t.device), cnt)
+        first = torch.repeat_interleave(lo - (torch.cumsum(cnt, 0) - cnt), cnt)
+        return rows, order[first + torch.arange(total, device=t.device)]
+
+    def _sparse_block(self, start: int, pairs: tuple[Tensor, Tensor], has_neg: Tensor) -> Block:
+        """Split same-target pairs into positives and non-candidates ("all" negatives)."""
+        rows, cols = pairs
+        if self.n_anchor is not None:
+            assert self.n_key is not None
+            excluded = self.n_anchor[start + rows] == self.n_key[cols]  # self pair included
+        elif self.self_offset is not None:
+            excluded = cols == rows + (start + self.self_offset)
+        else:
+            return Block((rows, cols), None, None, has_neg)
+        keep = ~excluded
+        return Block((rows[keep], cols[keep]), None, (rows[excluded], cols[excluded]), has_neg)
 
     def _drop_self(
         self, start: int, stop: int, pos: Tensor, other: Tensor, value: bool = False
@@ -110,6 +144,22 @@ class PairRule:
         return (
             self.pos_mask is None and self.n_anchor is not None and self.negatives == SAME_NUISANCE
         )
+
+    def _has_negative(self) -> Tensor:
+        """(N,) whether N_i is non-empty, from label counts (no pass over N x M)."""
+        if self._has_neg_cache is None:
+            assert self.t_anchor is not None and self.t_key is not None
+            n_keys = self.t_key.shape[0]
+            same_t = _count_equal(self.t_anchor, self.t_key)
+            if self.negatives == SAME_NUISANCE:
+                assert self.n_anchor is not None and self.n_key is not None
+                same_n = _count_equal(self.n_anchor, self.n_key)
+                pa, pk = _pair_codes(self.t_anchor, self.n_anchor, self.t_key, self.n_key)
+                n_neg = same_n - _count_equal(pa, pk)
+            else:
+                n_neg = n_keys - same_t
+            self._has_neg_cache = n_neg > 0
+        return self._has_neg_cache
 
 
 def _count_equal(query: Tensor, keys: Tensor) -> Tensor:
