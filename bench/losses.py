@@ -1,16 +1,17 @@
 """Benchmark decouple's contrastive loss against pytorch-metric-learning and the matmul floor.
 
-Every case (one method, one label layout, one batch size N) runs in a fresh subprocess: this
-script re-invokes itself with ``--case``. The child pins torch to two threads, builds float32
-embeddings (N x 256, fixed seed, ``requires_grad``) and labels, warms up, then times forward +
-backward and reports the median time and the peak RSS increase over its RSS right after the
-inputs were built. The parent watches each child's RSS and kills it above ``--mem-limit``
-(reported as OOM), and kills it after ``--timeout`` seconds (reported as timeout).
+Every case (one method, one label layout, one batch size N) runs in a fresh process, forked
+from a multiprocessing forkserver that has imported torch and nothing else (so that no case pays
+the torch import). The child pins torch to two threads, builds float32 embeddings (N x 256,
+fixed seed, ``requires_grad``) and labels, warms up, then times forward + backward (median of
+several passes) and measures the peak RSS increase of one more pass over the RSS before it. The
+parent watches each child's RSS and kills it above ``--mem-limit`` (reported as OOM), and kills
+it after ``--timeout`` seconds (reported as timeout).
 
 Usage::
 
     .venv/bin/python bench/losses.py --quick          # N = 512 and 2048, about 1-2 minutes
-    .venv/bin/python bench/losses.py                  # full table, about 10 minutes
+    .venv/bin/python bench/losses.py                  # full table, about 7 minutes
     .venv/bin/python bench/losses.py --write-docs     # also write docs/benchmarks/losses.md
     .venv/bin/python bench/losses.py --case decouple:parallel:2048   # one case, JSON on stdout
 """
@@ -18,20 +19,25 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import ctypes
 import datetime
 import gc
 import json
+import multiprocessing
 import platform
+import re
 import resource
+import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
+from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +62,10 @@ GOAL_N = 2048
 SPEED_GOALS = {"parallel": 3.0, "random": 2.0}
 CHUNKED_MEMORY_GOAL_MB = 2000.0
 MB = 1e6
+BUSY_WARNING = 0.1
+M_MMAP_THRESHOLD = -3  # mallopt parameter number in glibc's malloc.h
+
+sys.path.insert(0, str(REPO))  # decouple from this checkout, installed or not
 
 METHODS = {
     "floor": "floor: S = x @ x.T, S.backward(G)",
@@ -118,10 +128,13 @@ class Result:
         case: The case.
         status: "ok", "oom", "timeout", "error", "skipped" or "unavailable".
         time_ms: Median forward + backward time in milliseconds (status "ok" only).
-        peak_mb: Peak RSS increase over the post-input baseline in MB (status "ok" only).
+        peak_mb: Peak RSS increase of the memory pass over the RSS before it, in MB (status
+            "ok" only).
         runs: Number of timed repetitions behind the median.
         detail: Why a case did not run or failed.
-        wall_s: Wall time of the whole subprocess, including the torch import.
+        wall_s: Wall time of the case's process, from start to exit.
+        other_load: Share of all cores used by other processes while the case ran (a
+            measurement disturbed by other work is slower than it should be).
     """
 
     case: Case
@@ -130,7 +143,8 @@ class Result:
     peak_mb: float | None = None
     runs: int = 0
     detail: str = ""
-    wall_s: float = field(default=0.0, compare=False)
+    wall_s: float = 0.0
+    other_load: float = 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,8 +181,38 @@ class RssSampler:
 
 
 def max_rss_bytes() -> int:
-    """Lifetime peak RSS of this process in bytes (Linux reports ``ru_maxrss`` in KiB)."""
+    """Peak RSS of this process in bytes (Linux reports ``ru_maxrss`` in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter of this process to its current RSS.
+
+    Returns:
+        Whether it worked (Linux >= 4.0 with a writable ``/proc/self/clear_refs``); if so,
+        `max_rss_bytes` is exact from here on, with no sampling gap.
+    """
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def return_freed_memory() -> None:
+    """Make glibc give freed memory back to the OS, now and for later frees.
+
+    glibc raises its mmap threshold (up to 32 MiB) after large blocks are freed and then keeps
+    such freed blocks in the heap, so RSS would depend on the allocation history. Pinning the
+    threshold at its 128 KiB default and trimming the heap makes RSS follow live memory. Does
+    nothing without glibc.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def make_labels(layout: str, n: int, generator: Any) -> tuple[Any, Any]:
@@ -251,13 +295,22 @@ def is_out_of_memory(error: BaseException) -> bool:
     )
 
 
-def measure(case: Case, max_runs: int, budget_s: float) -> dict[str, Any]:
-    """Time one case and measure its peak memory in this process.
+def describe_oom(error: BaseException) -> str:
+    """A short description of an allocation failure, e.g. "could not allocate 34.4 GB"."""
+    requested = re.search(r"allocate (\d+) bytes", str(error))
+    if requested:
+        return f"could not allocate {int(requested.group(1)) / 1e9:.1f} GB"
+    return f"{type(error).__name__}: {str(error)[:100]}"
 
-    A small instance (N = 256) runs first so that lazy initialisation is not counted. The RSS
-    baseline is taken after the full-size inputs are built; one full-size warm-up pass runs
-    under the RSS sampler, then up to `max_runs` timed passes (fewer when a pass is slow, so
-    that the timed passes take about `budget_s`).
+
+def measure(case: Case, max_runs: int, budget_s: float) -> dict[str, Any]:
+    """Time one case, then measure its peak memory, in this process.
+
+    A small instance (N = 256) runs first so that lazy initialisation is neither timed nor
+    counted. Then, on the full-size inputs: one warm-up pass, up to `max_runs` timed passes
+    (fewer when a pass is slow, so that they take about `budget_s`), and finally one memory
+    pass: freed memory is returned to the OS, the RSS baseline taken, the kernel's peak-RSS
+    counter reset, and the pass run while a thread also samples RSS every 5 ms.
 
     Args:
         case: The case to run.
@@ -276,27 +329,27 @@ def measure(case: Case, max_runs: int, budget_s: float) -> dict[str, Any]:
         step = make_step(case, case.n)
     except ImportError as error:
         return {"status": "unavailable", "detail": f"{type(error).__name__}: {error}"}
-    gc.collect()
-    baseline = psutil.Process().memory_info().rss
-    baseline_max = max_rss_bytes()
     try:
-        with RssSampler() as sampler:
-            start = time.perf_counter()
-            step()
-            warmup_s = time.perf_counter() - start
-        runs = max(1, min(max_runs, int(budget_s / warmup_s)))
+        start = time.perf_counter()
+        step()
+        warmup_s = time.perf_counter() - start
+        runs = max(1, min(max_runs, round(budget_s / warmup_s)))
         times = []
         for _ in range(runs):
             start = time.perf_counter()
             step()
             times.append(time.perf_counter() - start)
+        gc.collect()
+        return_freed_memory()
+        baseline = psutil.Process().memory_info().rss
+        exact = reset_peak_rss()
+        with RssSampler() as sampler:
+            step()
     except (MemoryError, RuntimeError) as error:
         if is_out_of_memory(error):
-            return {"status": "oom", "detail": str(error).splitlines()[0][:200]}
+            return {"status": "oom", "detail": describe_oom(error)}
         raise
-    # ru_maxrss only helps when the lifetime peak rose after the baseline was taken.
-    final_max = max_rss_bytes()
-    peak = max(sampler.peak, final_max if final_max > baseline_max else 0)
+    peak = max(sampler.peak, max_rss_bytes() if exact else 0)
     return {
         "status": "ok",
         "time_ms": statistics.median(times) * 1e3,
@@ -310,69 +363,92 @@ def measure(case: Case, max_runs: int, budget_s: float) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def watch(child: subprocess.Popen[bytes], mem_limit: int, timeout_s: float) -> str | None:
-    """Wait for a child, killing it when its RSS exceeds `mem_limit` or time runs out.
+def child_entry(spec: str, max_runs: int, budget_s: float, conn: Connection) -> None:
+    """Body of a case's process: measure the case and send the payload through `conn`.
 
     Args:
-        child: The running subprocess.
+        spec: The case's ``method:labels:n``.
+        max_runs: Most timed repetitions.
+        budget_s: Target total time of the timed repetitions in seconds.
+        conn: Sending end of a pipe to the parent.
+    """
+    try:
+        payload = measure(Case.parse(spec), max_runs, budget_s)
+    except Exception as error:  # reported in the table; the other cases still run
+        payload = {"status": "error", "detail": f"{type(error).__name__}: {error}"[:300]}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    payload["cpu_s"] = usage.ru_utime + usage.ru_stime
+    conn.send(payload)
+    conn.close()
+
+
+def busy_cpu_s() -> float:
+    """CPU seconds spent busy so far on all cores of the machine, by every process."""
+    times = psutil.cpu_times()
+    return times.user + times.nice + times.system + times.irq + times.softirq + times.steal
+
+
+def watch(process: BaseProcess, mem_limit: int, timeout_s: float) -> str | None:
+    """Wait for a case's process, killing it when its RSS exceeds `mem_limit` or time runs out.
+
+    Args:
+        process: The started process.
         mem_limit: RSS limit in bytes.
         timeout_s: Wall-time limit in seconds.
 
     Returns:
-        "oom" or "timeout" if the child was killed, else None.
+        "oom" or "timeout" if the process was killed, else None.
     """
-    process = psutil.Process(child.pid)
+    assert process.pid is not None
+    observed = psutil.Process(process.pid)
     deadline = time.monotonic() + timeout_s
-    while child.poll() is None:
+    while process.is_alive():
         try:
-            rss = process.memory_info().rss
+            rss = observed.memory_info().rss
         except psutil.NoSuchProcess:
             break
         verdict = "oom" if rss > mem_limit else "timeout" if time.monotonic() > deadline else None
         if verdict:
-            child.kill()
-            child.wait()
+            process.kill()
+            process.join()
             return verdict
-        time.sleep(0.01)
+        process.join(0.01)
+    process.join()
     return None
 
 
-def run_in_subprocess(case: Case, args: argparse.Namespace) -> Result:
-    """Run one case in a fresh Python process under the memory and time limits.
+def run_in_subprocess(case: Case, args: argparse.Namespace, context: BaseContext) -> Result:
+    """Run one case in a fresh process under the memory and time limits.
 
     Args:
         case: The case.
         args: Parsed command line (mem_limit, timeout, runs, budget).
+        context: Multiprocessing context to start the process from.
 
     Returns:
-        The case's result.
+        The case's result, with the share of the CPU that other processes used meanwhile.
     """
-    with tempfile.TemporaryDirectory() as tmp:
-        result_file = Path(tmp) / "result.json"
-        stderr_file = Path(tmp) / "stderr.txt"
-        command = [
-            sys.executable, str(Path(__file__).resolve()), "--case", case.spec,
-            "--result-file", str(result_file), "--runs", str(args.runs),
-            "--budget", str(args.budget),
-        ]  # fmt: skip
-        start = time.monotonic()
-        with stderr_file.open("wb") as stderr:
-            child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
-            verdict = watch(child, int(args.mem_limit * 1e9), args.timeout)
-        wall_s = time.monotonic() - start
-        if verdict == "oom":
-            detail = f"RSS above {args.mem_limit:g} GB"
-            return Result(case, "oom", detail=detail, wall_s=wall_s)
-        if verdict == "timeout":
-            return Result(case, "timeout", detail=f"over {args.timeout:g} s", wall_s=wall_s)
-        if result_file.exists():
-            payload = json.loads(result_file.read_text())
-            return Result(case, wall_s=wall_s, **payload)
-        if child.returncode == -9:  # SIGKILL from the kernel's OOM killer
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(
+        target=child_entry, args=(case.spec, args.runs, args.budget, sender), name=case.spec
+    )
+    start, busy_start, own_start = time.monotonic(), busy_cpu_s(), time.process_time()
+    process.start()
+    sender.close()
+    verdict = watch(process, int(args.mem_limit * 1e9), args.timeout)
+    wall_s = time.monotonic() - start
+    if verdict == "oom":
+        return Result(case, "oom", detail=f"RSS above {args.mem_limit:g} GB", wall_s=wall_s)
+    if verdict == "timeout":
+        return Result(case, "timeout", detail=f"over {args.timeout:g} s", wall_s=wall_s)
+    if not receiver.poll():
+        if process.exitcode == -signal.SIGKILL:  # the kernel's OOM killer
             return Result(case, "oom", detail="killed by the kernel", wall_s=wall_s)
-        lines = stderr_file.read_text(errors="replace").strip().splitlines() or ["no output"]
-        detail = f"exit code {child.returncode}: {lines[-1][:200]}"
-        return Result(case, "error", detail=detail, wall_s=wall_s)
+        return Result(case, "error", detail=f"exit code {process.exitcode}", wall_s=wall_s)
+    payload = receiver.recv()
+    others_s = busy_cpu_s() - busy_start - payload.pop("cpu_s") - (time.process_time() - own_start)
+    other_load = max(0.0, others_s / (wall_s * psutil.cpu_count()))
+    return Result(case, wall_s=wall_s, other_load=other_load, **payload)
 
 
 def plan(quick: bool) -> list[Case]:
@@ -394,6 +470,20 @@ def plan(quick: bool) -> list[Case]:
     return cases
 
 
+def start_forkserver() -> BaseContext:
+    """A forkserver context whose server has imported torch before the first case starts.
+
+    Returns:
+        The context to start case processes from.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["torch"])
+    process = context.Process(target=time.sleep, args=(0,))
+    process.start()  # returns once the server has run its preload
+    process.join()
+    return context
+
+
 def run_all(cases: list[Case], args: argparse.Namespace) -> list[Result]:
     """Run cases in order, printing one progress line per finished case.
 
@@ -407,20 +497,24 @@ def run_all(cases: list[Case], args: argparse.Namespace) -> list[Result]:
     Returns:
         One result per case, in the same order.
     """
+    context = start_forkserver()
     failed: dict[str, Result] = {}
     decouple_missing: Result | None = None
     results = []
-    with tqdm(total=len(cases), file=sys.stderr, unit="case", leave=False) as bar:
+    progress = tqdm(
+        total=len(cases), file=sys.stderr, unit="case", leave=False, disable=not sys.stderr.isatty()
+    )
+    with progress as bar:
         for case in cases:
             earlier = failed.get(case.method)
             if case.method.startswith("decouple") and decouple_missing:
                 result = Result(case, "unavailable", detail=decouple_missing.detail)
             elif earlier and earlier.case.n < case.n:
-                detail = f"{earlier.status} at N={earlier.case.n}, skipped larger"
+                detail = f"{earlier.status.upper()} at N={earlier.case.n}, larger N skipped"
                 result = Result(case, "skipped", detail=detail)
             else:
                 bar.set_description(case.spec)
-                result = run_in_subprocess(case, args)
+                result = run_in_subprocess(case, args, context)
             if result.status in FAILURES:
                 failed.setdefault(case.method, result)
             if case.method.startswith("decouple") and result.status == "unavailable":
@@ -439,7 +533,8 @@ def progress_line(result: Result, index: int, total: int) -> str:
         body = f"{result.time_ms:10.1f} ms {result.peak_mb:9.1f} MB  ({result.runs} runs)"
     else:
         body = f"{result.status.upper()}: {result.detail}"
-    return f"{head} {body}  [{result.wall_s:.1f} s]"
+    busy = f", others used {result.other_load:.0%} CPU" if result.other_load > BUSY_WARNING else ""
+    return f"{head} {body}  [{result.wall_s:.1f} s{busy}]"
 
 
 # --------------------------------------------------------------------------------------------
@@ -467,13 +562,14 @@ def table_row(results: list[Result], result: Result, labels: str) -> str:
     if result.status == "ok":
         time_cell, peak_cell = f"{result.time_ms:.1f}", f"{result.peak_mb:.0f}"
     else:
-        time_cell = f"{result.status.upper()} ({result.detail})"
-        if result.status == "unavailable":
-            time_cell = "not available"
-        peak_cell = "–"
+        time_cell = {
+            "unavailable": "not available",
+            "skipped": f"skipped ({result.detail})",
+        }.get(result.status, f"{result.status.upper()} ({result.detail})")
+        peak_cell = "-"
     ratio = speed_ratio(results, result, labels)
-    ratio_cell = f"{ratio:.2f}x" if ratio is not None else "–"
-    runs_cell = str(result.runs) if result.status == "ok" else "–"
+    ratio_cell = f"{ratio:.2f}x" if ratio is not None else "-"
+    runs_cell = str(result.runs) if result.status == "ok" else "-"
     return (
         f"| {METHODS[case.method]} | {case.labels} | {case.n} | {time_cell} | {peak_cell} "
         f"| {ratio_cell} | {runs_cell} |"
@@ -545,8 +641,7 @@ def render(results: list[Result], args: argparse.Namespace, wall_s: float) -> st
         *goal_lines(results),
         "",
         f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"- CPU: {cpu_model()} ({psutil.cpu_count()} logical cores), torch threads: "
-        f"{NUM_THREADS}",
+        f"- CPU: {cpu_model()} ({psutil.cpu_count()} logical cores), torch threads: {NUM_THREADS}",
         f"- torch {metadata.version('torch')}, pytorch-metric-learning "
         f"{metadata.version('pytorch-metric-learning')}, Python {platform.python_version()}",
         f"- D = {DIM}, float32, temperature {TEMPERATURE}, memory limit {args.mem_limit:g} GB, "
@@ -557,6 +652,11 @@ def render(results: list[Result], args: argparse.Namespace, wall_s: float) -> st
         "faster). The floor uses no labels: the same measurement is listed under both label "
         "layouts. Times are medians over the given number of runs.",
     ]
+    busy = [r for r in results if r.other_load > BUSY_WARNING]
+    if busy:
+        cases = ", ".join(f"{r.case.spec} ({r.other_load:.0%})" for r in busy)
+        lines += ["", f"Warning: other processes used the CPU during {cases}: those times are "
+                  "too slow; rerun on an idle machine."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -564,16 +664,19 @@ DOCS_INTRO = """\
 # Loss benchmark
 
 This page compares `decouple.losses.EmotionAwareNCE` with pytorch-metric-learning's
-`SupConLoss` and `NTXentLoss` and with the floor that any contrastive loss over a batch must pay:
-the similarity matmul `S = x @ x.T` and its backward with a random upstream gradient. Each case
-runs in a fresh Python process pinned to 2 threads on the CPU named below, with float32
-embeddings (N x 256, fixed seed). The time is the median of several forward + backward passes
-after a warm-up; the memory is the peak RSS increase over the process's RSS right after the
-inputs were built, sampled every 5 ms; a process whose RSS exceeds the memory limit is killed
-and reported as OOM. *Parallel* labels are N/8 contents each seen in all 8 emotions
-(EmotionAwareNCE with its default `negatives="same_emotion"`, the PML losses with the content id
-as label); *random* labels draw N/8 content ids and 8 emotion ids at random (EmotionAwareNCE with
-`negatives="all"`). Reproduce with `python bench/losses.py --write-docs` (see `bench/README.md`).
+`SupConLoss` and `NTXentLoss` and with a floor: the similarity matmul `S = x @ x.T` and its
+backward with a random upstream gradient, as autograd computes it (one matmul forward, two
+backward; a loss that uses the symmetry of `x @ x.T`, or computes only the similarity blocks its
+negatives need, can beat it). Each case runs in a fresh Python process pinned to 2 threads on the
+CPU named below, with float32 embeddings (N x 256, fixed seed). The time is the median of
+several forward + backward passes after a warm-up; the memory is the peak RSS increase of one
+more pass over the RSS just before it (inputs built, freed memory returned to the OS, peak read
+from the kernel's counter); a process whose RSS exceeds the memory limit is killed and reported
+as OOM. *Parallel* labels are N/8 contents each seen in all 8 emotions (EmotionAwareNCE with its
+default `negatives="same_emotion"`, the PML losses with the content id as label); *random*
+labels draw N/8 content ids and 8 emotion ids at random (EmotionAwareNCE with
+`negatives="all"`). Reproduce with `python bench/losses.py --write-docs` (see
+`bench/README.md`).
 
 """
 
@@ -605,12 +708,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--write-docs", action="store_true", help=f"also write {DOCS_PAGE}")
     parser.add_argument("--mem-limit", type=float, default=8.0, help="RSS limit per case, GB")
     parser.add_argument("--timeout", type=float, default=300.0, help="time limit per case, s")
-    parser.add_argument("--runs", type=int, default=7, help="most timed runs per case")
+    parser.add_argument("--runs", type=int, default=15, help="most timed runs per case")
     parser.add_argument(
-        "--budget", type=float, default=8.0, help="target time of a case's timed runs, s"
+        "--budget", type=float, default=20.0, help="target time of a case's timed runs, s"
     )
-    parser.add_argument("--case", help="run one case METHOD:LABELS:N in this process")
-    parser.add_argument("--result-file", type=Path, help="with --case: write JSON here")
+    parser.add_argument(
+        "--case", help="only run one case METHOD:LABELS:N in this process and print its JSON"
+    )
     return parser.parse_args(argv)
 
 
@@ -618,12 +722,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the benchmark (or, with --case, one case in this process)."""
     args = parse_args(argv)
     if args.case:
-        sys.path.insert(0, str(REPO))  # decouple from this checkout, installed or not
-        result = json.dumps(measure(Case.parse(args.case), args.runs, args.budget))
-        if args.result_file:
-            args.result_file.write_text(result)
-        else:
-            print(result)
+        print(json.dumps(measure(Case.parse(args.case), args.runs, args.budget)))
         return
     start = time.monotonic()
     results = run_all(plan(args.quick), args)
