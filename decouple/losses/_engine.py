@@ -18,7 +18,8 @@ execution paths compute exactly the same numbers:
   vectors, nothing N x M kept; backward recomputes each block. Memory O(k M + (N + M) D).
 * grouped (negatives restricted to the same nuisance group): only the same-nuisance
   similarity blocks and the positive pairs are computed. With 8 emotions in a batch this is
-  about 1/8 of the dense similarity matrix.
+  about 1/8 of the dense similarity matrix. With `chunk_size`, the blocks are split into
+  chunks of rows and recomputed in backward, as in the chunked path.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def masked_nce_rows(
 ) -> tuple[Tensor, Tensor]:
     """Per-row losses (N,) and counted rows (N,) bool. `x` may be the very tensor `y`."""
     n = x.shape[0]
-    if n > 0 and rule.grouped_applicable() and (chunk_size is None or chunk_size >= n):
-        plan = _grouped_plan(rule)
+    if n > 0 and rule.grouped_applicable():
+        plan = _grouped_plan(rule, chunk_size)
         if plan is not None:
             return _GroupedNCE.apply(x, y, tau, plan)
     return _DenseNCE.apply(x, y, tau, rule, chunk_size)
@@ -175,8 +176,8 @@ class _Plan:
     """Index plan of the grouped path.
 
     Negatives: anchors and keys sorted by nuisance (`perm_a`, `perm_k`); `blocks` holds, per
-    nuisance group present on both sides, the row range, the key range and the mask of
-    non-negatives (same target) inside the block.
+    nuisance group present on both sides (split into chunks of rows when chunking), the row
+    range and the key range; `same_t` gives the non-negatives (same target) of a block.
     Positives: per target group, anchors and keys scattered into padded slots
     (T groups x `ga` anchors, T x `gk` keys) so that all same-target similarities are one
     batched matmul; `pos` (T x ga x gk) marks the pairs with another nuisance.
@@ -184,7 +185,10 @@ class _Plan:
 
     perm_a: Tensor
     perm_k: Tensor
-    blocks: list[tuple[int, int, int, int, Tensor]]
+    t_a_sorted: Tensor  # targets in nuisance-sorted order
+    t_k_sorted: Tensor
+    blocks: list[tuple[int, int, int, int]]
+    chunked: bool  # blocks have at most chunk_size rows and are recomputed in backward
     rows_a: Tensor  # anchor index of every filled anchor slot
     slot_a: Tensor  # its slot in T * ga
     rows_k: Tensor
@@ -192,7 +196,12 @@ class _Plan:
     pos: Tensor  # (T, ga, gk) bool
 
 
-def _grouped_plan(rule: PairRule) -> _Plan | None:
+def _same_t(plan: _Plan, a0: int, a1: int, k0: int, k1: int) -> Tensor:
+    """Pairs of a same-nuisance block that share the target: neither positive nor negative."""
+    return plan.t_a_sorted[a0:a1, None] == plan.t_k_sorted[None, k0:k1]
+
+
+def _grouped_plan(rule: PairRule, chunk_size: int | None = None) -> _Plan | None:
     """Index plan for negatives = same nuisance; None when it would not save work."""
     t_a, t_k, n_a, n_k = rule.t_anchor, rule.t_key, rule.n_anchor, rule.n_key
     assert t_a is not None and t_k is not None and n_a is not None and n_k is not None
@@ -232,20 +241,30 @@ def _grouped_plan(rule: PairRule) -> _Plan | None:
     va, cna = torch.unique_consecutive(na_sorted, return_counts=True)
     klo = torch.searchsorted(nk_sorted, va, right=False)
     cnk = torch.searchsorted(nk_sorted, va, right=True) - klo
-    ta_by_n, tk_by_n = t_a[perm_a], t_k[perm_k]
     blocks = []
+    step = n if chunk_size is None else chunk_size
     a0 = 0
     for a_count, k_start, k_count in zip(cna.tolist(), klo.tolist(), cnk.tolist(), strict=True):
         a1 = a0 + a_count
         if k_count > 0:
-            k1 = k_start + k_count
             cost += a_count * k_count
             if cost > budget:
                 return None
-            same_t = ta_by_n[a0:a1, None] == tk_by_n[None, k_start:k1]
-            blocks.append((a0, a1, k_start, k1, same_t))
+            for r0 in range(a0, a1, step):
+                blocks.append((r0, min(r0 + step, a1), k_start, k_start + k_count))
         a0 = a1
-    return _Plan(perm_a, perm_k, blocks, oa, slot_a, rows_k, slot_k, pos)
+    chunked = chunk_size is not None and chunk_size < n
+    return _Plan(
+        perm_a, perm_k, t_a[perm_a], t_k[perm_k], blocks, chunked, oa, slot_a, rows_k, slot_k, pos
+    )
+
+
+def _neg_logits(
+    plan: _Plan, xs: Tensor, ys: Tensor, inv_tau: Tensor, a0: int, a1: int, k0: int, k1: int
+) -> Tensor:
+    """Logits of a same-nuisance block with the non-negatives (same target) at -inf."""
+    s = torch.mm(xs[a0:a1], ys[k0:k1].t()).mul_(inv_tau)
+    return s.masked_fill_(_same_t(plan, a0, a1, k0, k1), float("-inf"))
 
 
 def _to_slots(values: Tensor, rows: Tensor, slots: Tensor, n_slots: int) -> Tensor:
@@ -268,13 +287,14 @@ class _GroupedNCE(torch.autograd.Function):
         mx_neg = x.new_zeros(n)
         z_neg = x.new_zeros(n)
         exps = []
-        for a0, a1, k0, k1, same_t in plan.blocks:
-            s = torch.mm(xs[a0:a1], ys[k0:k1].t()).mul_(inv_tau).masked_fill_(same_t, neg_inf)
+        for a0, a1, k0, k1 in plan.blocks:
+            s = _neg_logits(plan, xs, ys, inv_tau, a0, a1, k0, k1)
             mx = s.amax(dim=1)
             mx = torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))
             s.sub_(mx[:, None]).exp_()
             mx_neg[a0:a1], z_neg[a0:a1] = mx, s.sum(1)
-            exps.append(s)  # exp(s - mx); rescaled to the softmax below
+            if not plan.chunked:
+                exps.append(s)  # exp(s - mx); rescaled to the softmax below
         # Positives, in padded target-group slots.
         xa = _to_slots(x, plan.rows_a, plan.slot_a, n_groups * ga).view(n_groups, ga, d)
         yk = _to_slots(y, plan.rows_k, plan.slot_k, n_groups * gk).view(n_groups, gk, d)
@@ -298,9 +318,13 @@ class _GroupedNCE(torch.autograd.Function):
         inv_npos = cf / npos.clamp(min=1).to(x.dtype)
         loss = (lse - pos_sum * inv_npos) * cf
         # Q blocks: negatives exp(s - lse) = exp(s - mx) * exp(mx - lse).
-        scale = torch.exp(mx_neg - lse.index_select(0, perm_a)) * cf.index_select(0, perm_a)
-        for (a0, a1, *_), e in zip(plan.blocks, exps, strict=True):
-            e.mul_(scale[a0:a1, None])
+        lse_sorted, cf_sorted = lse.index_select(0, perm_a), cf.index_select(0, perm_a)
+        if plan.chunked:
+            ctx.lse_sorted, ctx.cf_sorted = lse_sorted, cf_sorted
+        else:
+            scale = torch.exp(mx_neg - lse_sorted) * cf_sorted
+            for (a0, a1, *_), e in zip(plan.blocks, exps, strict=True):
+                e.mul_(scale[a0:a1, None])
         n_slots = n_groups * ga
         lse_s = _to_slots(lse, rows_a, slot_a, n_slots).view(n_groups, ga, 1)
         inv_s = _to_slots(inv_npos, rows_a, slot_a, n_slots).view(n_groups, ga, 1)
@@ -322,7 +346,12 @@ class _GroupedNCE(torch.autograd.Function):
             xsw = xs * ws[:, None]
             gys = torch.zeros_like(xs)
             gtxs = torch.zeros_like(ys)
-            for (a0, a1, k0, k1, _), q in zip(plan.blocks, ctx.exps, strict=True):
+            for i, (a0, a1, k0, k1) in enumerate(plan.blocks):
+                if plan.chunked:  # recompute this block's softmax from the saved statistics
+                    q = _neg_logits(plan, xs, ys, inv_tau, a0, a1, k0, k1)
+                    q.sub_(ctx.lse_sorted[a0:a1, None]).exp_().mul_(ctx.cf_sorted[a0:a1, None])
+                else:
+                    q = ctx.exps[i]
                 gys[a0:a1] = torch.mm(q, ys[k0:k1]).mul_(ws[a0:a1, None])
                 gtxs[k0:k1].addmm_(q.t(), xsw[a0:a1])
             gy = torch.empty_like(gys).index_copy_(0, plan.perm_a, gys)

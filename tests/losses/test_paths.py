@@ -30,9 +30,12 @@ def _labels(gen: torch.Generator, n: int, t: int, k: int) -> tuple[torch.Tensor,
     return naive.random_labels(n, t, gen), naive.random_labels(n, k, gen)
 
 
+@pytest.mark.parametrize("chunk_size", [None, 3])
 @pytest.mark.parametrize("ref", [False, True])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_grouped_path_matches_naive(force_grouped: None, ref: bool, reduction: str) -> None:
+def test_grouped_path_matches_naive(
+    force_grouped: None, ref: bool, reduction: str, chunk_size: int | None
+) -> None:
     gen = torch.Generator().manual_seed(3)
     n, m, d = 20, 15, 5
     x = naive.randn(n, d, generator=gen).requires_grad_()
@@ -45,7 +48,10 @@ def test_grouped_path_matches_naive(force_grouped: None, ref: bool, reduction: s
         ty, ny = _labels(gen, m, 5, 4)  # nuisance 3 exists only among the keys
         kwargs = dict(ref_emb=y, ref_target_labels=ty, ref_nuisance_labels=ny)
         inputs.append(y)
-    loss_fn = DecoupledNCE(negatives="same_nuisance", reduction=reduction, learn_temperature=True)
+    loss_fn = DecoupledNCE(
+        negatives="same_nuisance", reduction=reduction, learn_temperature=True,
+        chunk_size=chunk_size,
+    )
     with torch.no_grad():
         loss_fn.log_temperature.fill_(math.log(0.2))
     got = loss_fn(x, t, nu, **kwargs)
@@ -100,6 +106,10 @@ def test_grouped_plan_is_chosen_for_parallel_batches() -> None:
     assert len(plan.blocks) == 8 and plan.pos.shape == (64, 8, 8)
     # every anchor has 7 positives (its content in the 7 other emotions)
     assert int(plan.pos.sum()) == 512 * 7
+    # chunking splits the same-emotion blocks into row chunks
+    chunked = _engine._grouped_plan(rule, chunk_size=50)
+    assert chunked is not None and chunked.chunked
+    assert max(a1 - a0 for a0, a1, _, _ in chunked.blocks) == 50 and len(chunked.blocks) == 16
     # with "all" negatives the dense path is the right one
     rule.negatives = "all"
     assert not rule.grouped_applicable()
