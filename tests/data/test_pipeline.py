@@ -1,0 +1,158 @@
+"""ShardDataset: splitting by rank and worker, epochs, resume, windows, damaged shards."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from decouple.data.io import encode_audio, encode_video
+from decouple.data.pipeline import DataWarning, ShardDataset
+from decouple.data.registry import get_emotion_set
+from decouple.data.schema import Clip, ClipMeta, SchemaVersionError
+from decouple.data.shards import ShardWriter
+
+FPS, SR, FRAMES, SIZE = 25.0, 16000, 12, 16
+EMOTIONS = ("neutral", "angry", "happy")
+GROUPS = 7  # 7 groups x 3 emotions = 21 clips
+
+
+def _clip(group: int, emotion: str) -> Clip:
+    """Frame i is a flat grey of value 16 * i + 4 * group; audio sample values encode the frame."""
+    mead = get_emotion_set("mead")
+    frames = torch.zeros(FRAMES, 3, SIZE, SIZE, dtype=torch.uint8)
+    for i in range(FRAMES):
+        frames[i] = 16 * i + 4 * group
+    per_frame = int(SR / FPS)
+    audio = torch.arange(FRAMES).repeat_interleave(per_frame).float() / 100.0
+    key = f"g{group}_{emotion}"
+    meta = ClipMeta("synth", f"spk{group % 2}", emotion, mead.id(emotion), 1, f"s{group}",
+                    f"grp{group}", FPS, SR, FRAMES, FRAMES * per_frame, f"src/{key}",
+                    f"g{group}_neutral")
+    path = np.stack([np.arange(FRAMES)] * 2, axis=1)
+    return Clip(key, meta, encode_video(frames, FPS), encode_audio(audio, SR), {"align": path})
+
+
+@pytest.fixture(scope="module")
+def split_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("shards")
+    with ShardWriter(root, "train", "mead", fps=FPS, sample_rate=SR, max_samples=6) as w:
+        for g in range(GROUPS):
+            w.write_group([_clip(g, e) for e in EMOTIONS])
+    return root
+
+
+def _epoch_keys(root: Path, *, rank: int, world: int, workers: int, batch: int,
+                epoch: int = 0, skip: int = 0, **kw) -> list[list[str]]:
+    ds = ShardDataset(root, "train", batch_size=batch, window=4, features=None, rank=rank,
+                      world_size=world, **kw)
+    ds.set_epoch(epoch)
+    if skip:
+        ds.skip(skip)
+    loader = DataLoader(ds, batch_size=batch, num_workers=workers)
+    return [list(b["key"]) for b in loader]
+
+
+def test_two_ranks_two_workers_read_every_sample_once(
+    split_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch, world = 2, 2
+    seen: list[str] = []
+    batches_per_rank = []
+    for rank in range(world):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", str(world))
+        ds = ShardDataset(split_dir, "train", batch_size=batch, window=4, features=None)
+        assert (ds.rank, ds.world_size) == (rank, world)
+        summary = ds.epoch_summary(num_workers=2)
+        assert summary == {"units": 21, "batches": 5, "dropped": 1}  # 21 = 5 * 2 * 2 + 1
+        batches = [list(b["key"]) for b in DataLoader(ds, batch_size=batch, num_workers=2)]
+        assert all(len(b) == batch for b in batches)
+        batches_per_rank.append(len(batches))
+        seen += [k for b in batches for k in b]
+    assert batches_per_rank == [5, 5]
+    assert len(seen) == 20 and len(set(seen)) == 20  # none twice, only the tail of 1 lost
+
+
+def test_order_is_deterministic_and_changes_with_the_epoch(split_dir: Path) -> None:
+    kw = dict(rank=0, world=1, workers=2, batch=3)
+    a = _epoch_keys(split_dir, epoch=0, **kw)
+    assert a == _epoch_keys(split_dir, epoch=0, **kw)
+    b = _epoch_keys(split_dir, epoch=1, **kw)
+    assert a != b and sorted(sum(a, [])) == sorted(sum(b, []))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_skip_resumes_mid_epoch_exactly(split_dir: Path, workers: int) -> None:
+    kw = dict(rank=1, world=2, workers=workers, batch=2, epoch=3)
+    full = _epoch_keys(split_dir, **kw)
+    for n in range(len(full) + 1):
+        assert _epoch_keys(split_dir, skip=n, **kw) == full[n:]
+    ds = ShardDataset(split_dir, "train", batch_size=2, rank=1, world_size=2)
+    with pytest.raises(ValueError, match="cannot skip"):
+        ds.skip(99)
+
+
+def test_windows_match_the_decoded_frames_audio_and_features(split_dir: Path) -> None:
+    ds = ShardDataset(split_dir, "train", batch_size=1, window=5, features="mel", context=4,
+                      shuffle=False)
+    per_frame = int(SR / FPS)
+    n = 0
+    for item in ds:
+        group = int(item["key"][1:].split("_")[0])
+        frame = item["frame"]
+        assert item["video"].shape == (5, 3, SIZE, SIZE)
+        assert torch.equal(frame, torch.arange(int(frame[0]), int(frame[0]) + 5))
+        grey = item["video"].float().mean(dim=(1, 2, 3))
+        torch.testing.assert_close(grey, (16 * frame + 4 * group).float(), atol=2.0, rtol=0)
+        assert item["audio"].shape == (5 * per_frame,)
+        expected = frame.repeat_interleave(per_frame).float() / 100.0
+        torch.testing.assert_close(item["audio"], expected, atol=1e-3, rtol=0)
+        assert item["features"].shape == (5, 4, 80)
+        assert item["emotion"] == get_emotion_set("mead").id(item["key"].split("_")[1])
+        n += 1
+    assert n == 21
+
+
+def test_group_mode_yields_whole_parallel_groups(split_dir: Path) -> None:
+    ds = ShardDataset(split_dir, "train", batch_size=2, unit="group", features=None)
+    assert ds.epoch_summary() == {"units": 7, "batches": 3, "dropped": 1}
+    groups = list(ds)
+    assert len(groups) == 6
+    for g in groups:
+        keys = [c["key"] for c in g["clips"]]
+        assert sorted(keys) == sorted(f"{g['group'].replace('grp', 'g')}_{e}" for e in EMOTIONS)
+        assert all(c["video"].shape == (FRAMES, 3, SIZE, SIZE) for c in g["clips"])
+
+
+def test_damaged_and_missing_shards_are_skipped_with_a_warning(
+    split_dir: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "copy"
+    shutil.copytree(split_dir, root)
+    shards = sorted(root.glob("train-*.tar"))
+    data = shards[0].read_bytes()
+    shards[0].write_bytes(data[: len(data) // 2])  # truncated
+    shards[1].unlink()  # missing
+    ds = ShardDataset(root, "train", batch_size=1, window=4, features=None, shuffle=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        keys = [item["key"] for item in ds]
+    messages = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    assert any(shards[0].name in m for m in messages)
+    assert any(shards[1].name in m for m in messages)
+    assert len(keys) >= 21 - 2 * 6 and len(keys) == len(set(keys))  # the other shards intact
+
+
+def test_schema_version_mismatch_fails_at_once(split_dir: Path, tmp_path: Path) -> None:
+    root = tmp_path / "v2"
+    shutil.copytree(split_dir, root)
+    index = root / "train-index.json"
+    index.write_text(index.read_text().replace('"schema_version": 1', '"schema_version": 99'))
+    with pytest.raises(SchemaVersionError, match="99"):
+        ShardDataset(root, "train", batch_size=1)
