@@ -125,8 +125,9 @@ class ShardDataset(IterableDataset):
       numbers in the clip, `speaker`, `sentence`, `group`, `key` (str).
 
     With `unit="group"` each item is one parallel group (the same speaker and sentence in
-    several emotions): `{"group": str, "clips": [decode_clip(...) + "key"]}` with whole clips;
-    pass `transform=decouple.data.batches.ParallelWindows(...)` to cut aligned windows.
+    several emotions): `{"group": str, "clips": [decode_clip(...) + "key"], "seed": int}` with
+    whole clips; pass `transform=decouple.data.batches.ParallelWindows(...)` to cut aligned
+    windows (it draws its choices from `seed`).
 
     Args:
         root: Directory of the shards and the index.
@@ -366,9 +367,10 @@ class ShardDataset(IterableDataset):
         except (SchemaError, ValueError, RuntimeError, OSError) as err:
             warnings.warn(DataWarning(f"skipping {_unit_name(unit)}: {err}"), stacklevel=2)
             return None
+        seed = self._seed_for("window", worker, position)
         if self.unit == "group":
-            return {"group": decoded[0]["meta"].group, "clips": decoded}
-        rng = random.Random(self._seed_for("window", worker, position))
+            return {"group": decoded[0]["meta"].group, "clips": decoded, "seed": seed}
+        rng = random.Random(seed)
         return self._window(decoded[0], rng)
 
     def _window(self, d: dict[str, Any], rng: random.Random) -> dict[str, Any] | None:

@@ -1,0 +1,202 @@
+"""Batch builders whose labels feed the contrastive losses directly.
+
+* [ParallelWindows][decouple.data.batches.ParallelWindows]: a transform for
+  `ShardDataset(unit="group")` that picks E renditions (emotions) of a parallel group and cuts
+  windows whose frames are aligned by the group's stored DTW paths. A batch of K groups then
+  holds K x E x T frames; [parallel_labels][decouple.data.batches.parallel_labels] gives
+  content ids (group slot, aligned position) and emotion ids for
+  [EmotionAwareNCE][decouple.losses.EmotionAwareNCE].
+* [EmotionBatches][decouple.data.batches.EmotionBatches]: batches of E emotions x C clips of
+  other content, for [EmotionAugmentedNCE][decouple.losses.EmotionAugmentedNCE].
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import IterableDataset, default_collate
+
+from decouple.data.align import path_to_index
+
+__all__ = ["EmotionBatches", "ParallelWindows", "parallel_labels"]
+
+
+class ParallelWindows:
+    """Aligned windows of E renditions of one parallel group (a `ShardDataset` transform).
+
+    The window is chosen on the timeline of the group's reference clip; frame t of the window
+    of rendition e is the frame the DTW path of e matches to reference frame `start + t`. So
+    the e-th rows of the output show the same content (sentence position) in E emotions.
+    Renditions are picked with distinct emotions (one intensity each) by a generator seeded
+    from the item's `seed` (set by `ShardDataset`), so the choice is reproducible.
+
+    Args:
+        emotions: E, renditions per group. Groups with fewer distinct emotions give None (the
+            dataset skips them with a warning).
+        window: T, frames per window. Groups whose reference is shorter give None.
+
+    Returns (when called):
+        `video` (e, t, 3, h, w) uint8, `features` (e, t, c, f) when the clips carry features,
+        `frame` (e, t) frame numbers in each rendition, `position` (t,) reference frames,
+        `emotion` (e,) and `intensity` (e,) int64, `group` and `keys`.
+
+    Examples:
+        >>> import numpy as np
+        >>> from types import SimpleNamespace as NS
+        >>> def clip(emotion_id, key, path):
+        ...     meta = NS(emotion_id=emotion_id, intensity=1, reference="r")
+        ...     return {"video": torch.arange(6).view(6, 1, 1, 1).expand(6, 3, 2, 2),
+        ...             "meta": meta, "key": key, "arrays": {"align": np.array(path)}}
+        >>> ref = clip(0, "r", [[i, i] for i in range(6)])
+        >>> slow = clip(1, "s", [[0, 0], [1, 0], [2, 1], [3, 2], [4, 3], [5, 5]])
+        >>> out = ParallelWindows(emotions=2, window=3)({"group": "g", "seed": 0,
+        ...                                              "clips": [ref, slow]})
+        >>> p = int(out["position"][0])  # window start on the reference timeline
+        >>> out["frame"][1].tolist() == [0, 0, 1, 2, 3, 5][p : p + 3]  # slow's aligned frames
+        True
+        >>> tuple(out["video"].shape), out["emotion"].tolist()
+        ((2, 3, 3, 2, 2), [0, 1])
+    """
+
+    def __init__(self, emotions: int, window: int) -> None:
+        if emotions < 2:
+            raise ValueError(f"emotions must be >= 2 (a parallel batch), got {emotions}")
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        self.emotions = int(emotions)
+        self.window = int(window)
+
+    def __call__(self, group: dict[str, Any]) -> dict[str, Any] | None:
+        clips = group["clips"]
+        rng = random.Random(group.get("seed", 0))
+        by_emotion: dict[int, list[dict[str, Any]]] = {}
+        for c in clips:
+            by_emotion.setdefault(int(c["meta"].emotion_id), []).append(c)
+        if len(by_emotion) < self.emotions:
+            return None
+        reference = next((c for c in clips if c["key"] == clips[0]["meta"].reference), None)
+        if reference is None:
+            return None
+        t_ref = int(reference["video"].shape[0])
+        if t_ref < self.window:
+            return None
+        chosen_ids = sorted(rng.sample(sorted(by_emotion), self.emotions))
+        chosen = [rng.choice(by_emotion[e]) for e in chosen_ids]
+        start = rng.randrange(t_ref - self.window + 1)
+        position = torch.arange(start, start + self.window)
+        frames = []
+        for c in chosen:
+            path = c["arrays"].get("align")
+            if path is None:
+                return None
+            index = path_to_index(torch.as_tensor(path), t_ref)
+            frames.append(index[start : start + self.window].long())
+        frame = torch.stack(frames)
+        out: dict[str, Any] = {
+            "video": torch.stack([c["video"][f] for c, f in zip(chosen, frames, strict=True)]),
+            "frame": frame,
+            "position": position,
+            "emotion": torch.tensor(chosen_ids, dtype=torch.long),
+            "intensity": torch.tensor([int(c["meta"].intensity) for c in chosen]),
+            "group": group["group"],
+            "keys": [c["key"] for c in chosen],
+        }
+        if all("features" in c for c in chosen):
+            out["features"] = torch.stack(
+                [c["features"][f] for c, f in zip(chosen, frames, strict=True)]
+            )
+        return out
+
+
+def parallel_labels(emotion: Tensor, window: int) -> tuple[Tensor, Tensor]:
+    """Content and emotion labels of a parallel batch flattened as (b e t).
+
+    Args:
+        emotion: (b, e) emotion ids of the renditions (the batched `emotion` of
+            [ParallelWindows][decouple.data.batches.ParallelWindows]).
+        window: T, frames per window.
+
+    Returns:
+        `content` (b * e * t,): `b_index * T + t`, the same for the aligned frames of one group
+        in every emotion and different across groups and positions; `emotion` (b * e * t,).
+
+    Examples:
+        >>> content, emotion = parallel_labels(torch.tensor([[0, 3], [1, 2]]), window=2)
+        >>> content.tolist(), emotion.tolist()
+        ([0, 1, 0, 1, 2, 3, 2, 3], [0, 0, 3, 3, 1, 1, 2, 2])
+    """
+    if emotion.dim() != 2:
+        raise ValueError(f"emotion must be (b, e), got shape {tuple(emotion.shape)}")
+    b, e = emotion.shape
+    content = (torch.arange(b)[:, None, None] * window + torch.arange(window)[None, None, :])
+    content = content.expand(b, e, window).reshape(-1)
+    return content.to(emotion.device), emotion[:, :, None].expand(b, e, window).reshape(-1)
+
+
+class EmotionBatches(IterableDataset):
+    """Batches of E emotions x C clips each, every clip of other content (a CERL batch).
+
+    Wraps a sample stream (e.g. `ShardDataset(unit="sample")`): clips are bucketed by emotion
+    and a batch is emitted as soon as E emotions (drawn by a seeded generator among those
+    ready) each hold C clips of distinct content (`group`, or speaker + sentence for clips
+    outside parallel groups). Use it with `DataLoader(batch_size=None)`. The epoch accounting
+    of the wrapped stream applies to its clips; clips left in the buckets at the end of an
+    epoch are not emitted.
+
+    Args:
+        samples: The stream of windowed clips.
+        emotions: E, emotions per batch.
+        per_emotion: C, clips per emotion.
+        seed: Seed of the emotion choice.
+
+    Examples:
+        >>> items = [{"emotion": e, "group": f"g{i}", "speaker": "s", "sentence": str(i),
+        ...           "x": torch.tensor([i])} for i in range(8) for e in (0, 1)]
+        >>> batch = next(iter(EmotionBatches(items, emotions=2, per_emotion=2)))
+        >>> batch["emotion"].tolist(), batch["content"].tolist()
+        ([0, 0, 1, 1], [0, 1, 0, 1])
+    """
+
+    def __init__(
+        self, samples: Any, emotions: int, per_emotion: int, *, seed: int = 0
+    ) -> None:
+        super().__init__()
+        if emotions < 2 or per_emotion < 1:
+            raise ValueError("need emotions >= 2 and per_emotion >= 1")
+        self.samples = samples
+        self.emotions = int(emotions)
+        self.per_emotion = int(per_emotion)
+        self.seed = int(seed)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        rng = random.Random(self.seed)
+        buckets: dict[int, list[dict[str, Any]]] = {}
+        for item in self.samples:
+            bucket = buckets.setdefault(int(item["emotion"]), [])
+            content = _content_of(item)
+            if any(_content_of(other) == content for other in bucket):
+                continue  # keep one clip per content in a bucket
+            bucket.append(item)
+            ready = [e for e, b in buckets.items() if len(b) >= self.per_emotion]
+            if len(ready) < self.emotions:
+                continue
+            chosen = sorted(rng.sample(sorted(ready), self.emotions))
+            picked = []
+            for e in chosen:
+                picked += buckets[e][: self.per_emotion]
+                buckets[e] = buckets[e][self.per_emotion :]
+            batch = default_collate(picked)
+            names = [_content_of(p) for p in picked]
+            ids = {name: i for i, name in enumerate(dict.fromkeys(names))}
+            batch["emotion"] = torch.as_tensor([int(p["emotion"]) for p in picked])
+            batch["content"] = torch.tensor([ids[n] for n in names])
+            yield batch
+
+
+def _content_of(item: dict[str, Any]) -> str:
+    group = item.get("group", "")
+    return group if group else f"{item.get('speaker', '')}/{item.get('sentence', '')}"
