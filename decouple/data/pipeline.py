@@ -148,9 +148,24 @@ class ShardDataset(IterableDataset):
         transform: Applied to every decoded item; an item mapped to None is skipped (counted).
 
     Examples:
-        >>> ds = ShardDataset.__new__(ShardDataset)  # see the data docs for a full example
-        >>> ShardDataset.__name__
-        'ShardDataset'
+        >>> import tempfile
+        >>> from decouple.data.io import encode_audio, encode_video
+        >>> from decouple.data.schema import ClipMeta
+        >>> from decouple.data.shards import ShardWriter
+        >>> root = tempfile.mkdtemp()
+        >>> with ShardWriter(root, "train", "mead", fps=25.0) as writer:
+        ...     for i in range(5):
+        ...         meta = ClipMeta("demo", "s0", "happy", 5, 1, f"{i:03d}", "", 25.0, 16000,
+        ...                         8, 5120, f"clip{i}.mp4", "")
+        ...         video = encode_video(torch.zeros(8, 3, 16, 16, dtype=torch.uint8), 25.0)
+        ...         _ = writer.write_group([Clip(f"c{i}", meta, video,
+        ...                                      encode_audio(torch.zeros(5120), 16000))])
+        >>> ds = ShardDataset(root, "train", batch_size=2, window=4)
+        >>> ds.epoch_summary()  # 5 clips, batches of 2 on one rank: 1 clip dropped
+        {'units': 5, 'batches': 2, 'dropped': 1}
+        >>> batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=2)))
+        >>> tuple(batch["video"].shape), tuple(batch["features"].shape)
+        ((2, 4, 3, 16, 16), (2, 4, 4, 80))
     """
 
     def __init__(
