@@ -112,27 +112,35 @@ class ParallelWindows:
         return out
 
 
-def parallel_labels(emotion: Tensor, window: int) -> tuple[Tensor, Tensor]:
+def parallel_labels(emotion: Tensor, window: int, rank: int = 0) -> tuple[Tensor, Tensor]:
     """Content and emotion labels of a parallel batch flattened as (b e t).
 
     Args:
         emotion: (b, e) emotion ids of the renditions (the batched `emotion` of
             [ParallelWindows][decouple.data.batches.ParallelWindows]).
         window: T, frames per window.
+        rank: This process's rank. Content ids must be global when a loss gathers keys over
+            ranks (`gather_distributed=True`): rank r's ids start at `r * b * T`, so groups of
+            different ranks never share an id (every rank has the same b: the reader drops the
+            tail below one global batch).
 
     Returns:
-        `content` (b * e * t,): `b_index * T + t`, the same for the aligned frames of one group
-        in every emotion and different across groups and positions; `emotion` (b * e * t,).
+        `content` (b * e * t,): `(rank * b + b_index) * T + t`, the same for the aligned frames
+        of one group in every emotion and different across groups and positions;
+        `emotion` (b * e * t,).
 
     Examples:
         >>> content, emotion = parallel_labels(torch.tensor([[0, 3], [1, 2]]), window=2)
         >>> content.tolist(), emotion.tolist()
         ([0, 1, 0, 1, 2, 3, 2, 3], [0, 0, 3, 3, 1, 1, 2, 2])
+        >>> parallel_labels(torch.tensor([[0, 3], [1, 2]]), window=2, rank=1)[0].tolist()
+        [4, 5, 4, 5, 6, 7, 6, 7]
     """
     if emotion.dim() != 2:
         raise ValueError(f"emotion must be (b, e), got shape {tuple(emotion.shape)}")
     b, e = emotion.shape
-    content = (torch.arange(b)[:, None, None] * window + torch.arange(window)[None, None, :])
+    slots = torch.arange(rank * b, (rank + 1) * b)
+    content = slots[:, None, None] * window + torch.arange(window)[None, None, :]
     content = content.expand(b, e, window).reshape(-1)
     return content.to(emotion.device), emotion[:, :, None].expand(b, e, window).reshape(-1)
 
