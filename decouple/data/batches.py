@@ -160,6 +160,9 @@ class EmotionBatches(IterableDataset):
         emotions: E, emotions per batch.
         per_emotion: C, clips per emotion.
         seed: Seed of the emotion choice.
+        rank: This process's rank: content ids start at `rank * emotions * per_emotion`, so
+            they stay distinct across ranks when the loss gathers keys
+            (`gather_distributed=True`).
 
     Examples:
         >>> items = [{"emotion": e, "group": f"g{i}", "speaker": "s", "sentence": str(i),
@@ -170,7 +173,7 @@ class EmotionBatches(IterableDataset):
     """
 
     def __init__(
-        self, samples: Any, emotions: int, per_emotion: int, *, seed: int = 0
+        self, samples: Any, emotions: int, per_emotion: int, *, seed: int = 0, rank: int = 0
     ) -> None:
         super().__init__()
         if emotions < 2 or per_emotion < 1:
@@ -179,6 +182,7 @@ class EmotionBatches(IterableDataset):
         self.emotions = int(emotions)
         self.per_emotion = int(per_emotion)
         self.seed = int(seed)
+        self.rank = int(rank)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         rng = random.Random(self.seed)
@@ -199,7 +203,8 @@ class EmotionBatches(IterableDataset):
                 buckets[e] = buckets[e][self.per_emotion :]
             batch = default_collate(picked)
             names = [_content_of(p) for p in picked]
-            ids = {name: i for i, name in enumerate(dict.fromkeys(names))}
+            first = self.rank * self.emotions * self.per_emotion
+            ids = {name: first + i for i, name in enumerate(dict.fromkeys(names))}
             batch["emotion"] = torch.as_tensor([int(p["emotion"]) for p in picked])
             batch["content"] = torch.tensor([ids[n] for n in names])
             yield batch
