@@ -63,6 +63,7 @@ __all__ = [
     "read_video",
     "resample_audio",
     "resample_indices",
+    "temp_file_for",
     "write_audio",
     "write_av",
     "write_video",
@@ -215,6 +216,34 @@ def _as_input(src: MediaSource, label: str) -> str | io.BytesIO:
     return path
 
 
+def temp_file_for(path: str | os.PathLike) -> tuple[int, Path]:
+    """Create the temporary file a final file is written to before it is renamed into place.
+
+    The file is `.NAME.XXXX.tmp` in the destination's directory (so `os.replace` is atomic),
+    with the permissions a plain `open()` would give (0666 minus the umask), not the 0600 of
+    `tempfile.mkstemp`: datasets are usually shared.
+
+    Args:
+        path: The final destination.
+
+    Returns:
+        An open file descriptor and the temporary path.
+
+    Examples:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> fd, tmp = temp_file_for(Path(d) / "x.tar")
+        >>> os.close(fd); tmp.name.startswith(".x.tar.") and tmp.name.endswith(".tmp")
+        True
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+    return fd, Path(tmp)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write `data` to `path` through a temporary file in the same directory and a rename.
 
@@ -237,7 +266,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_file_for(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

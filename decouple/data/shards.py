@@ -22,7 +22,6 @@ import math
 import os
 import re
 import tarfile
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -752,9 +751,9 @@ class ShardWriter:
 
     def _start_shard(self) -> None:
         name = shard_name(self.split, len(self._shards))
-        # Same temporary naming as decouple.data.io.atomic_write_bytes: `.NAME.XXXX.tmp`.
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.out_dir)
-        self._tmp = Path(tmp)
+        from decouple.data.io import temp_file_for
+
+        fd, self._tmp = temp_file_for(self.out_dir / name)
         self._file = os.fdopen(fd, "wb")
         self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT)
         self._samples = 0
