@@ -42,7 +42,8 @@ class ParallelWindows:
     Returns (when called):
         `video` (e, t, 3, h, w) uint8, `features` (e, t, c, f) when the clips carry features,
         `frame` (e, t) frame numbers in each rendition, `position` (t,) reference frames,
-        `emotion` (e,) and `intensity` (e,) int64, `group` and `keys`.
+        `emotion` (e,) and `intensity` (e,) int64, `group` and `keys`, and every per-frame
+        array the chosen clips share (e, t, ...), at the aligned frames.
 
     Examples:
         >>> import numpy as np
@@ -109,6 +110,11 @@ class ParallelWindows:
             out["features"] = torch.stack(
                 [c["features"][f] for c, f in zip(chosen, frames, strict=True)]
             )
+        names = set.intersection(*(set(c["arrays"]) for c in chosen)) - {"align"}
+        for name in sorted(names):  # per-frame arrays, at the aligned frames
+            out[name] = torch.stack([
+                torch.as_tensor(c["arrays"][name])[f] for c, f in zip(chosen, frames, strict=True)
+            ])
         return out
 
 

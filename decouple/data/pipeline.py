@@ -32,13 +32,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from decouple.data.features import DEFAULT_FEATURES, AudioFeatureConfig, frame_to_video, log_mel
 from decouple.data.features import mfcc as mfcc_features
 from decouple.data.io import read_audio, read_video
-from decouple.data.schema import Clip, SchemaError, ShardError
+from decouple.data.schema import ALIGN, Clip, SchemaError, ShardError
 from decouple.data.shards import ShardIndex, iter_samples, read_index
 from decouple.data.split import WorkerPlan, plan_worker, resume_counts, resume_rotation
 
@@ -122,7 +123,9 @@ class ShardDataset(IterableDataset):
     * `video` (t, 3, h, w) uint8, `audio` (s,) float32 (the samples of those frames),
       `features` (t, context, f) float32 log-mel or MFCC framed to the video (if asked),
     * `emotion` (int, id in `index.emotion_set`), `intensity` (int), `frame` (t,) int64 frame
-      numbers in the clip, `speaker`, `sentence`, `group`, `key` (str).
+      numbers in the clip, `speaker`, `sentence`, `group`, `key` (str),
+    * every per-frame array of the clip (`NAME.npy`, e.g. landmarks or ground truth) cut to
+      the same window, under its name.
 
     With `unit="group"` each item is one parallel group (the same speaker and sentence in
     several emotions): `{"group": str, "clips": [decode_clip(...) + "key"], "seed": int}` with
@@ -417,6 +420,9 @@ class ShardDataset(IterableDataset):
         }
         if "features" in d:
             item["features"] = d["features"][start:stop]
+        for name, array in d["arrays"].items():
+            if name != ALIGN:  # per-frame arrays (landmarks, ground truth): the same window
+                item[name] = torch.from_numpy(np.ascontiguousarray(array[start:stop]))
         return item
 
 

@@ -40,7 +40,9 @@ def _clip(group: int, emotion: str) -> Clip:
     meta = ClipMeta("synth", "spk", emotion, get_emotion_set("mead").id(emotion), 1, f"s{group}",
                     f"grp{group}", FPS, SR, t, n, key, f"g{group}_neutral")
     audio = encode_audio(torch.zeros(n), SR)
-    return Clip(key, meta, encode_video(frames, FPS), audio, {"align": _path(t)})
+    content = np.array([j * T_REF // t for j in range(t)])  # ground truth per frame
+    return Clip(key, meta, encode_video(frames, FPS), audio,
+                {"align": _path(t), "content": content})
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +70,9 @@ def test_parallel_windows_are_aligned_by_the_paths(root: Path) -> None:
                 t = RENDITIONS[emotion]
                 index = torch.as_tensor(_first_match(_path(t)))
                 assert frame[b, e].tolist() == index[position[b]].tolist()
+            # per-frame arrays come at the aligned frames: neutral and angry show the position
+            assert batch["content"][b, 0].tolist() == position[b].tolist()
+            assert batch["content"][b, 1].tolist() == position[b].tolist()
             # the slow (angry) and reference (neutral) renditions show the same content
             grey = video[b].float().mean(dim=(2, 3, 4))  # (e, t)
             want = (16 * position[b] + 2 * group).float()

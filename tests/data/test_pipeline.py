@@ -35,7 +35,8 @@ def _clip(group: int, emotion: str) -> Clip:
                     f"grp{group}", FPS, SR, FRAMES, FRAMES * per_frame, f"src/{key}",
                     f"g{group}_neutral")
     path = np.stack([np.arange(FRAMES)] * 2, axis=1)
-    return Clip(key, meta, encode_video(frames, FPS), encode_audio(audio, SR), {"align": path})
+    arrays = {"align": path, "frame_id": np.arange(FRAMES) * 10}  # a per-frame array
+    return Clip(key, meta, encode_video(frames, FPS), encode_audio(audio, SR), arrays)
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +115,7 @@ def test_windows_match_the_decoded_frames_audio_and_features(split_dir: Path) ->
         expected = frame.repeat_interleave(per_frame).float() / 100.0
         torch.testing.assert_close(item["audio"], expected, atol=1e-3, rtol=0)
         assert item["features"].shape == (5, 4, 80)
+        assert torch.equal(item["frame_id"], frame * 10)  # per-frame arrays share the window
         assert item["emotion"] == get_emotion_set("mead").id(item["key"].split("_")[1])
         n += 1
     assert n == 21
