@@ -43,6 +43,7 @@ try:
     import av
     import soundfile as sf
     import torchaudio.functional as AF
+    from av.video.reformatter import VideoReformatter
 except ImportError as _err:  # pragma: no cover - depends on the environment
     raise ImportError(
         f"decouple.data.io needs PyAV, soundfile and torchaudio ({_err}): "
@@ -320,6 +321,7 @@ def _decode(src: MediaSource, label: str, *, video: bool, audio: bool) -> _Decod
                 vs.thread_type = "AUTO"
                 rate = vs.average_rate or vs.guessed_rate or vs.base_rate
                 out.fps = float(rate) if rate else None
+            reformatter = VideoReformatter()  # one swscale context for the whole stream
             resampler = None
             if ast is not None:
                 out.audio_rate = int(ast.codec_context.sample_rate or ast.rate or 0) or None
@@ -330,7 +332,7 @@ def _decode(src: MediaSource, label: str, *, video: bool, audio: bool) -> _Decod
             for packet in container.demux(*streams):
                 for frame in packet.decode():
                     if isinstance(frame, av.VideoFrame):
-                        out.frames.append(frame.to_ndarray(format="rgb24"))
+                        out.frames.append(reformatter.reformat(frame, format="rgb24").to_ndarray())
                         out.times.append(frame.time)
                     elif isinstance(frame, av.AudioFrame):
                         if out.audio_start is None:
@@ -461,8 +463,21 @@ def resample_indices(
 # public readers
 
 
-def read_video(src: MediaSource, *, fps: float | None = None, name: str | None = None) -> Video:
+def read_video(
+    src: MediaSource,
+    *,
+    fps: float | None = None,
+    name: str | None = None,
+    start: int = 0,
+    stop: int | None = None,
+) -> Video:
     """Decode the first video stream of a file (or of encoded bytes) to RGB frames.
+
+    With `start` / `stop` (and no `fps`), only frames [start, stop) are returned and the
+    decoder does as little as it can: it seeks to the keyframe at or before `start` (encodes
+    from [encode_video][decouple.data.io.encode_video] have one every `gop` frames), converts
+    only the frames it returns and stops after `stop - 1`. This is how the shard reader cuts a
+    training window out of a clip.
 
     Args:
         src: Path, or the bytes of an encoded container (mp4, mkv, flv, ...).
@@ -470,6 +485,8 @@ def read_video(src: MediaSource, *, fps: float | None = None, name: str | None =
             ([resample_indices][decouple.data.io.resample_indices]); None keeps every frame
             at the stream's frame rate.
         name: Name used in error messages when `src` is bytes (a shard and key, say).
+        start: First frame to return (counted at the output frame rate).
+        stop: One past the last frame to return; None = to the end.
 
     Returns:
         A [Video][decouple.data.io.Video] with frames (t, 3, h, w), uint8 RGB.
@@ -485,10 +502,61 @@ def read_video(src: MediaSource, *, fps: float | None = None, name: str | None =
         ((6, 3, 16, 16), 30.0)
         >>> read_video(encode_video(frames, fps=30), fps=15).num_frames
         3
+        >>> read_video(encode_video(frames, fps=30), start=2, stop=5).num_frames
+        3
     """
     label = _label(src, name)
-    dec = _decode(src, label, video=True, audio=False)
-    return _video_from(dec, label, fps)
+    if start < 0 or (stop is not None and stop <= start):
+        raise ValueError(f"{label}: need 0 <= start < stop, got start={start}, stop={stop}")
+    if fps is None and (start > 0 or stop is not None):
+        return _read_video_range(src, label, start, stop)
+    video = _video_from(_decode(src, label, video=True, audio=False), label, fps)
+    if start > 0 or stop is not None:
+        video = Video(video.frames[start:stop], video.fps)
+        if video.num_frames == 0:
+            raise MediaError(f"{label}: no frame in [{start}, {stop})")
+    return video
+
+
+def _read_video_range(src: MediaSource, label: str, start: int, stop: int | None) -> Video:
+    """Frames [start, stop) at the stream's own rate: seek, skip, convert only what is kept."""
+    target = _as_input(src, label)
+    frames: list[np.ndarray] = []
+    try:
+        with av.open(target, "r") as container:
+            if not container.streams.video:
+                raise MediaError(f"{label}: no video stream")
+            vs = container.streams.video[0]
+            vs.thread_type = "AUTO"
+            rate = vs.average_rate or vs.guessed_rate or vs.base_rate
+            if not rate:
+                raise MediaError(f"{label}: the video stream has no frame rate")
+            fps = float(rate)
+            t0 = float(vs.start_time * vs.time_base) if vs.start_time is not None else 0.0
+            if start > 0:  # to the keyframe at or before `start`
+                container.seek(
+                    round((t0 + start / fps) / vs.time_base), stream=vs, backward=True
+                )
+            reformatter = VideoReformatter()
+            for frame in container.decode(vs):
+                index = round((frame.time - t0) * fps) if frame.time is not None else None
+                if index is None:
+                    raise MediaError(f"{label}: frames carry no timestamps")
+                if index < start:
+                    continue
+                if stop is not None and index >= stop:
+                    break
+                frames.append(reformatter.reformat(frame, format="rgb24").to_ndarray())
+    except MediaError:
+        raise
+    except (av.FFmpegError, OSError, ValueError, RuntimeError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise MediaError(f"{label}: cannot decode ({err})") from err
+    if not frames:
+        raise MediaError(f"{label}: no frame in [{start}, {stop})")
+    array = np.stack(frames)  # t h w c
+    return Video(torch.from_numpy(array).permute(0, 3, 1, 2).contiguous(), fps)
 
 
 def read_audio(
@@ -712,12 +780,19 @@ def _encode_container(
     return buf.getvalue()
 
 
-def _video_options(codec: str, crf: int, preset: str | None) -> dict[str, str]:
+def _video_options(
+    codec: str, crf: int, preset: str | None, gop: int | None, tune: str | None
+) -> dict[str, str]:
+    options: dict[str, str] = {}
+    if gop is not None:
+        options["g"] = str(int(gop))
     if codec not in _CRF_CODECS:
-        return {}
-    options = {"crf": str(int(crf))}
+        return options
+    options["crf"] = str(int(crf))
     if preset is not None:
         options["preset"] = preset
+    if tune is not None:
+        options["tune"] = tune
     return options
 
 
@@ -729,8 +804,15 @@ def encode_video(
     crf: int = 18,
     preset: str | None = None,
     container: str = "mp4",
+    gop: int | None = 16,
+    tune: str | None = "fastdecode",
 ) -> bytes:
     """Encode frames to an H.264 (by default) mp4 held in memory, pixel format yuv420p.
+
+    The defaults are made for training data that is read many times in short windows: a
+    keyframe every `gop` = 16 frames lets a reader seek close to any window, and x264's
+    `fastdecode` tuning (no CABAC, no deblocking) makes decoding about 30% cheaper for a few
+    percent more bytes.
 
     Args:
         frames: Frames (t, 3, h, w), uint8 RGB; h and w must be even (yuv420p halves the
@@ -743,6 +825,8 @@ def encode_video(
         preset: x264/x265 speed preset (`ultrafast` ... `veryslow`); None keeps the encoder's
             default (`medium`).
         container: `mp4` (default), `mov`, `mkv` or `flv`.
+        gop: Keyframe interval in frames; None keeps the encoder's default (250 for x264).
+        tune: x264/x265 tuning (`fastdecode`, `film`, ...); None for none.
 
     Returns:
         The encoded file as bytes.
@@ -759,7 +843,7 @@ def encode_video(
     rate = _fps_fraction(fps)
     if container not in _VIDEO_CONTAINERS:
         raise ValueError(f"container must be one of {sorted(_VIDEO_CONTAINERS)}, got {container!r}")
-    options = _video_options(codec, crf, preset)
+    options = _video_options(codec, crf, preset, gop, tune)
     return _encode_container(_VIDEO_CONTAINERS[container], (array, rate, codec, options), None)
 
 
@@ -892,7 +976,7 @@ def encode_av(
     wave = _check_waveform(waveform)
     if container not in _VIDEO_CONTAINERS:
         raise ValueError(f"container must be one of {sorted(_VIDEO_CONTAINERS)}, got {container!r}")
-    options = _video_options(codec, crf, preset)
+    options = _video_options(codec, crf, preset, None, None)
     return _encode_container(
         _VIDEO_CONTAINERS[container], (array, rate, codec, options), (wave, int(sample_rate), "aac")
     )

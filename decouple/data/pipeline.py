@@ -68,18 +68,27 @@ def decode_clip(
     features: str | None = "mel",
     context: int = 4,
     config: AudioFeatureConfig = DEFAULT_FEATURES,
+    start: int = 0,
+    stop: int | None = None,
 ) -> dict[str, Any]:
-    """Decode one clip: video frames, audio and audio features framed to the video.
+    """Decode one clip (or the frames [start, stop) of it): video, audio and audio features.
+
+    With a frame range only that range of video is decoded and converted (the decoder seeks
+    to the keyframe before `start`), the audio is cut to the samples of those frames and the
+    features are those of those frames (computed with their context from the whole clip).
 
     Args:
         clip: An encoded clip (from the shards).
         features: "mel", "mfcc" or None (no features).
         context: Audio-feature frames per video frame.
         config: Audio feature parameters.
+        start: First video frame.
+        stop: One past the last video frame; None = the whole clip.
 
     Returns:
-        `video` (t, 3, h, w) uint8, `audio` (s,) float32 at the clip's sample rate,
-        `features` (t, context, f) float32 (when asked), `meta` (the ClipMeta) and `arrays`.
+        `video` (t, 3, h, w) uint8, `audio` (s,) float32 at the clip's sample rate (the
+        samples of those frames, zero-padded if the audio is a little short), `features`
+        (t, context, f) float32 (when asked), `meta` (the ClipMeta) and `arrays`.
 
     Examples:
         >>> from decouple.data.io import encode_audio, encode_video
@@ -94,24 +103,31 @@ def decode_clip(
         ((4, 3, 16, 16), (4, 4, 80))
     """
     meta = clip.meta
-    video = read_video(clip.video, name=f"{clip.key}.mp4")
+    if features not in ("mel", "mfcc", None):
+        raise ValueError(f"features must be 'mel', 'mfcc' or None, got {features!r}")
+    windowed = start > 0 or stop is not None
+    video = read_video(clip.video, name=f"{clip.key}.mp4", start=start, stop=stop)
     audio = read_audio(clip.audio, sample_rate=meta.sample_rate, name=f"{clip.key}.flac")
+    wav = audio.waveform
+    if windowed:  # the samples of frames [start, start + t)
+        n = round(video.num_frames * meta.sample_rate / meta.fps)
+        a0 = round(start * meta.sample_rate / meta.fps)
+        wav = wav[a0 : a0 + n]
+        if wav.shape[0] < n:  # audio a little shorter than the video: pad with zeros
+            wav = torch.nn.functional.pad(wav, (0, n - wav.shape[0]))
     out: dict[str, Any] = {
         "video": video.frames,
-        "audio": audio.waveform,
+        "audio": wav,
         "meta": meta,
         "arrays": clip.arrays,
     }
     if features is not None:
-        if features not in ("mel", "mfcc"):
-            raise ValueError(f"features must be 'mel', 'mfcc' or None, got {features!r}")
-        wav = audio.waveform
+        full = audio.waveform
         if meta.sample_rate != config.sample_rate:
-            wav = read_audio(clip.audio, sample_rate=config.sample_rate).waveform
-        feats = log_mel(wav, config) if features == "mel" else mfcc_features(wav, config)
-        out["features"] = frame_to_video(
-            feats, video.num_frames, meta.fps, context=context, config=config
-        )
+            full = read_audio(clip.audio, sample_rate=config.sample_rate).waveform
+        feats = log_mel(full, config) if features == "mel" else mfcc_features(full, config)
+        framed = frame_to_video(feats, meta.num_frames, meta.fps, context=context, config=config)
+        out["features"] = framed[start : start + video.num_frames]
     return out
 
 
@@ -373,43 +389,42 @@ class ShardDataset(IterableDataset):
         yield from buffer
 
     def _decode(self, unit: list[dict[str, Any]], position: int, worker: int) -> Any:
+        seed = self._seed_for("window", worker, position)
+        opts = {"features": self.features, "context": self.context, "config": self.feature_config}
         try:
             clips = [_to_clip(s) for s in unit]
-            decoded = [
-                decode_clip(
-                    c, features=self.features, context=self.context, config=self.feature_config
+            if self.unit == "group":
+                decoded = [decode_clip(c, **opts) | {"key": c.key} for c in clips]
+                return {"group": clips[0].meta.group, "clips": decoded, "seed": seed}
+            clip = clips[0]
+            t = clip.meta.num_frames
+            if t < self.window:
+                warnings.warn(
+                    DataWarning(f"skipping {_unit_name(unit)}: {t} frames < window {self.window}"),
+                    stacklevel=2,
                 )
-                | {"key": c.key}
-                for c in clips
-            ]
+                return None
+            # Choose the window first, then decode only it.
+            start = random.Random(seed).randrange(t - self.window + 1)
+            d = decode_clip(clip, start=start, stop=start + self.window, **opts)
         except (SchemaError, ValueError, RuntimeError, OSError) as err:
             warnings.warn(DataWarning(f"skipping {_unit_name(unit)}: {err}"), stacklevel=2)
             return None
-        seed = self._seed_for("window", worker, position)
-        if self.unit == "group":
-            return {"group": decoded[0]["meta"].group, "clips": decoded, "seed": seed}
-        rng = random.Random(seed)
-        return self._window(decoded[0], rng)
-
-    def _window(self, d: dict[str, Any], rng: random.Random) -> dict[str, Any] | None:
-        meta = d["meta"]
-        t = int(d["video"].shape[0])
-        if t < self.window:
+        if d["video"].shape[0] != self.window:
             warnings.warn(
-                DataWarning(f"skipping {d['key']}: {t} frames < window {self.window}"),
+                DataWarning(f"skipping {_unit_name(unit)}: its video has fewer frames than its "
+                            f"metadata says ({clip.meta.num_frames})"),
                 stacklevel=2,
             )
             return None
-        start = rng.randrange(t - self.window + 1)
+        return self._window(d | {"key": clip.key}, start)
+
+    def _window(self, d: dict[str, Any], start: int) -> dict[str, Any]:
+        meta = d["meta"]
         stop = start + self.window
-        n_audio = round(self.window * meta.sample_rate / meta.fps)
-        a0 = round(start * meta.sample_rate / meta.fps)
-        audio = d["audio"][a0 : a0 + n_audio]
-        if audio.shape[0] < n_audio:  # audio a little shorter than the video: pad with zeros
-            audio = torch.nn.functional.pad(audio, (0, n_audio - audio.shape[0]))
         item: dict[str, Any] = {
-            "video": d["video"][start:stop],
-            "audio": audio,
+            "video": d["video"],
+            "audio": d["audio"],
             "emotion": meta.emotion_id,
             "intensity": meta.intensity,
             "frame": torch.arange(start, stop),
@@ -419,7 +434,7 @@ class ShardDataset(IterableDataset):
             "key": d["key"],
         }
         if "features" in d:
-            item["features"] = d["features"][start:stop]
+            item["features"] = d["features"]
         for name, array in d["arrays"].items():
             if name != ALIGN:  # per-frame arrays (landmarks, ground truth): the same window
                 item[name] = torch.from_numpy(np.ascontiguousarray(array[start:stop]))

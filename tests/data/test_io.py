@@ -357,3 +357,21 @@ def test_dataclasses_validate() -> None:
     with pytest.raises(ValueError, match="sample_rate"):
         Audio(torch.zeros(4), 16000.0)  # type: ignore[arg-type]
     assert mio.Audio(torch.zeros(2, 8), 8).num_samples == 8
+
+
+@pytest.mark.parametrize("gop", [16, 5, None])
+def test_read_video_range_equals_the_slice_of_a_full_decode(make_frames, frame_ids, gop) -> None:
+    """Seeking to a keyframe and skipping gives the very frames a full decode gives."""
+    from decouple.data.io import encode_video, read_video
+
+    frames = make_frames(40)
+    data = encode_video(frames, 25.0, gop=gop)
+    full = read_video(data).frames
+    assert frame_ids(full) == list(range(40))
+    for start, stop in [(0, 7), (3, 19), (16, 32), (17, 40), (33, 34), (30, None)]:
+        part = read_video(data, start=start, stop=stop)
+        assert torch.equal(part.frames, full[start:stop]), (start, stop)
+        assert frame_ids(part.frames) == list(range(40))[start:stop]
+        assert part.fps == 25.0
+    with pytest.raises(ValueError, match="start < stop"):
+        read_video(data, start=5, stop=5)
