@@ -527,7 +527,8 @@ def _read_video_range(src: MediaSource, label: str, start: int, stop: int | None
             if not container.streams.video:
                 raise MediaError(f"{label}: no video stream")
             vs = container.streams.video[0]
-            vs.thread_type = "AUTO"
+            # No decoder threads: for a short window their start-up and frame-threading
+            # latency cost more than they save (parallelism comes from DataLoader workers).
             rate = vs.average_rate or vs.guessed_rate or vs.base_rate
             if not rate:
                 raise MediaError(f"{label}: the video stream has no frame rate")
@@ -555,8 +556,8 @@ def _read_video_range(src: MediaSource, label: str, start: int, stop: int | None
         raise MediaError(f"{label}: cannot decode ({err})") from err
     if not frames:
         raise MediaError(f"{label}: no frame in [{start}, {stop})")
-    array = np.stack(frames)  # t h w c
-    return Video(torch.from_numpy(array).permute(0, 3, 1, 2).contiguous(), fps)
+    # t h w c, viewed as (t, 3, h, w): a window is collated (copied) next anyway
+    return Video(torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2), fps)
 
 
 def read_audio(
