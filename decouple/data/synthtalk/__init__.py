@@ -1,0 +1,60 @@
+"""SynthTalk: a procedurally generated talking-face corpus that knows every factor of every frame.
+
+It mirrors MEAD's structure (speakers x emotions x intensities x parallel sentences, 16 kHz speech
+and video) so that the whole system trains and is tested without a download, and so that an emotion
+edit can be compared with its exact counterfactual. It is a test bed, not a substitute for real
+faces.
+
+| module | what |
+|---|---|
+| `speakers` | speaker identities (face geometry, colours, hair, voice), train/test split |
+| `expressions` | facial action parameters of MEAD's eight emotions at levels 1-3 |
+| `nuisance` | blinks, small head motion, lighting gain |
+| `render` | anti-aliased frames and 68-point landmarks from speaker, expression, mouth, nuisance |
+| `speech` | espeak-ng speech with emotional prosody and phoneme timings (optional `speech` extra) |
+| `visemes` | phoneme -> viseme -> per-frame mouth parameters, content positions |
+
+The main names are re-exported here and imported on first use.
+
+Examples:
+    >>> import decouple.data.synthtalk as st
+    >>> "render_frames" in st.__all__ and "mouth_track" in st.__all__
+    True
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "SpeakerParams": "speakers",
+    "sample_speakers": "speakers",
+    "split_speakers": "speakers",
+    "EXPRESSION_PARAMS": "expressions",
+    "expression": "expressions",
+    "nuisance_tracks": "nuisance",
+    "RENDER_SIZES": "render",
+    "render_frames": "render",
+    "Speech": "speech",
+    "synthesize": "speech",
+    "prosody": "speech",
+    "MOUTH_PARAMS": "visemes",
+    "mouth_track": "visemes",
+    "content_positions": "visemes",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'decouple.data.synthtalk' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"decouple.data.synthtalk.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
