@@ -1,0 +1,63 @@
+"""Prior-guided encoders: backbones, the audio-queried content encoder, the emotion encoder.
+
+| module | what |
+|---|---|
+| `spec` | `ImageSpec`: channel order, value range, normalisation and size, checked at input |
+| `conv_backbone` | `ConvBackbone`: small conv-BN-ReLU trunk for 64-128 px crops (CPU) |
+| `iresnet` | `IResNet`, `iresnet50`: ArcFace IResNet in insightface's key layout, truncatable |
+| `checkpoint` | `load_state_file`, `load_weights`, `save_weights`: safe weight files |
+| `attention` | `AudioQueriedAttention`: the CCRL block (audio query over a visual map) |
+| `content` | `VisualContentEncoder`: backbone + attention + projection (Ec) |
+| `emotion` | `EmotionEncoder`: image tower + head (Ee) |
+| `ccrl`, `cerl` | `CCRL`, `CERL`: trainable modules with `loss(batch)` |
+
+Names are imported on first use (so `import decouple.encoders` stays light).
+
+Examples:
+    >>> import torch
+    >>> from decouple.encoders import ConvBackbone, VisualContentEncoder
+    >>> enc = VisualContentEncoder(ConvBackbone(), audio_dim=80, dim=64)
+    >>> tuple(enc(torch.rand(2, 3, 64, 64), torch.randn(2, 80)).shape)
+    (2, 64)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ImageSpec": "spec",
+    "ImageSpecError": "spec",
+    "ConvBackbone": "conv_backbone",
+    "IBasicBlock": "iresnet",
+    "IResNet": "iresnet",
+    "STAGES": "iresnet",
+    "iresnet50": "iresnet",
+    "CheckpointError": "checkpoint",
+    "load_state_file": "checkpoint",
+    "load_weights": "checkpoint",
+    "save_weights": "checkpoint",
+    "AudioQueriedAttention": "attention",
+    "sincos_2d": "attention",
+    "freeze": "freeze",
+    "VisualContentEncoder": "content",
+    "EmotionEncoder": "emotion",
+    "CCRL": "ccrl",
+    "CERL": "cerl",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'decouple.encoders' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"decouple.encoders.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
