@@ -276,12 +276,7 @@ class EmotionPromptPrior(nn.Module):
             ...
             FileNotFoundError: EmotionPromptPrior: no weights file given for 'ViT-B-32'. ...
         """
-        open_clip = _open_clip()
-        if architecture not in open_clip.list_models():
-            raise KeyError(
-                f"unknown open_clip architecture {architecture!r}; register a JSON config with "
-                "EmotionPromptPrior.from_config or pick one of open_clip.list_models()"
-            )
+        # the file is checked first: no import needed, the error is immediate
         detail = ("no weights file given" if weights is None
                   else f"no file at {weights}")
         if weights is None or not Path(weights).is_file():
@@ -294,6 +289,12 @@ class EmotionPromptPrior(nn.Module):
                 f"'{architecture}-openai.pt')\", copy the file here and pass it: "
                 f"EmotionPromptPrior.from_pretrained('{architecture}', '{architecture}-openai.pt', "
                 "names)."
+            )
+        open_clip = _open_clip()
+        if architecture not in open_clip.list_models():
+            raise KeyError(
+                f"unknown open_clip architecture {architecture!r}; register a JSON config with "
+                "EmotionPromptPrior.from_config or pick one of open_clip.list_models()"
             )
         model = _create(open_clip, architecture, str(Path(weights).resolve()))
         tokenizer = open_clip.get_tokenizer(architecture)
@@ -473,7 +474,7 @@ class EmotionPromptPrior(nn.Module):
         if frames.dtype == torch.uint8:
             x = frames.float() / 255.0
         elif frames.is_floating_point():
-            lo, hi = float(frames.min()), float(frames.max())
+            lo, hi = float(frames.detach().min()), float(frames.detach().max())
             if lo < -1e-3 or hi > 1 + 1e-3:
                 raise ValueError(
                     f"float frames must be RGB in [0, 1], got values in [{lo:.3g}, {hi:.3g}]: "
