@@ -45,20 +45,24 @@ class CCRL(nn.Module):
     * `video`: (b, e, t, 3, h, w) RGB frames, uint8 or float in [0, 1].
     * `emotion`: (b, e) int emotion ids of the renditions.
     * audio, one of:
-        * with `audio_prior`: `audio` (b, e, s) float waveforms of each rendition's window
-          and `sample_rate` (an int, or a (b,) tensor of one value); the prior maps them to
-          (b e, t, d_a). Only valid when each rendition's window is contiguous in time.
+        * with `audio_prior`: `audio` (b, e, s) float waveforms of each rendition's window,
+          `sample_rate` (an int, or a (b,) tensor of one value) and optionally `fps` (the
+          video frame rate; default: the prior's `fps`); the prior maps them to (b e, t,
+          d_a). Only valid when each rendition's window is contiguous in time.
         * without: `batch[audio_key]`, per-frame audio features at the aligned frames,
           (b, e, t, ...) flattened to (b, e, t, d_a): the reader's log-mel windows
-          (`features`, (b, e, t, context, n_mels)) or prior features precomputed into the
+          (`features`, (b, e, t, context, n_mels), flattened context-major exactly as
+          `MelPrior` flattens its windows) or prior features precomputed into the
           shards as a per-frame array (ParallelWindows carries those at the aligned frames;
           DTW-aligned windows carry no waveform).
 
     Args:
         encoder: The content encoder (its `audio_dim` must match the audio features).
-        audio_prior: An `AudioPrior` (`forward(waveform, sample_rate, num_frames) -> (b, t,
-            d)`, `.dim`), registered as a submodule (its trainable parts, e.g. a learned
-            projection, train with the encoder), or None to read `audio_key`.
+        audio_prior: An [AudioPrior][decouple.priors.AudioPrior] (`forward(waveform,
+            sample_rate, num_frames, fps) -> (b, t, d)`, `.dim`), registered as a submodule:
+            its parameters that require grad (e.g. `Wav2Vec2Prior`'s learned projection) train
+            with the encoder; freeze a pre-trained prior that must stay fixed with
+            [freeze][decouple.encoders.freeze]. None: read `audio_key` instead.
         loss: The criterion; default `EmotionAwareNCE()` (tau 0.07, same-emotion negatives).
         audio_key: Batch key of the per-frame audio features when `audio_prior` is None.
         query_audio: "first" (default): every rendition of a group is queried with the audio
@@ -132,7 +136,10 @@ class CCRL(nn.Module):
                     f"CCRL batch: 'audio' must be (b, e, s) = ({b}, {e}, s), got "
                     f"{tuple(wav.shape)}"
                 )
-            feats = self.audio_prior(wav.reshape(b * e, -1), int(sr), t)
+            fps = batch.get("fps")
+            if isinstance(fps, Tensor):
+                fps = float(fps.flatten()[0])
+            feats = self.audio_prior(wav.reshape(b * e, -1), int(sr), t, fps)
             feats = feats.reshape(b, e, t, -1)
         else:
             raw = _need(batch, self.audio_key, "(b, e, t, ...) per-frame audio features")

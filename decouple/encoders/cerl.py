@@ -50,7 +50,8 @@ class CERL(nn.Module):
 
     Args:
         encoder: The emotion encoder; its `dim` must equal the prior's D.
-        prior: An `EmotionPromptPrior` (`prior() -> (K, D)` normalised anchors,
+        prior: An [EmotionPromptPrior][decouple.priors.EmotionPromptPrior] (`prior() -> (K, D)`
+            normalised anchors,
             `emotion_names`), registered as a submodule: its learnable prompt context trains
             with the encoder (its CLIP towers are frozen by the prior itself).
         loss: The criterion; default `EmotionAugmentedNCE()` (tau 0.07, prior weight 1).
@@ -60,19 +61,17 @@ class CERL(nn.Module):
 
     Examples:
         >>> import torch
-        >>> from decouple.encoders import CERL, ConvBackbone, EmotionEncoder
-        >>> class Anchors(torch.nn.Module):  # stands in for EmotionPromptPrior
-        ...     emotion_names = ("neutral", "happy", "sad")
-        ...     def __init__(self):
-        ...         super().__init__()
-        ...         self.ctx = torch.nn.Parameter(torch.randn(3, 16))
-        ...     def prior(self):
-        ...         return torch.nn.functional.normalize(self.ctx, dim=1)
-        >>> enc = EmotionEncoder(ConvBackbone((8, 16)), tower_dim=16, dim=16)
-        >>> module = CERL(enc, Anchors(), frames_per_clip=1)
+        >>> from decouple.encoders import CERL, EmotionEncoder
+        >>> from decouple.priors import EmotionPromptPrior
+        >>> prior = EmotionPromptPrior.tiny(["neutral", "happy", "sad"])  # tiny random CLIP
+        >>> enc = EmotionEncoder(prior.encode_image, tower_dim=prior.dim, dim=prior.dim,
+        ...                      hidden=64, residual=True)
+        >>> module = CERL(enc, prior, frames_per_clip=1)
         >>> batch = {"video": torch.randint(0, 256, (6, 4, 3, 32, 32), dtype=torch.uint8),
         ...          "emotion": torch.tensor([0, 0, 1, 1, 2, 2]), "content": torch.arange(6)}
         >>> module.loss(batch).backward()
+        >>> prior.ctx.grad.shape  # the prompt context learns with the encoder
+        torch.Size([3, 8, 64])
         >>> sorted(module(batch))
         ['loss', 'prior_acc']
     """

@@ -1,5 +1,5 @@
-"""CCRL and CERL: batch keys, labels handed to the losses, audio paths, and training steps
-that lower the loss on a fixed random batch."""
+"""CCRL and CERL with the real priors: batch keys, labels handed to the losses, the two audio
+paths, and training steps that lower the loss on a fixed random batch."""
 
 from __future__ import annotations
 
@@ -15,7 +15,14 @@ from decouple.encoders import (
     VisualContentEncoder,
 )
 from decouple.losses import EmotionAugmentedNCE, EmotionAwareNCE
-from tests.encoders.stand_ins import TinyAudioPrior, TinyEmotionPrior
+from decouple.priors import EmotionPromptPrior, MelPrior, PhonemeAudioPrior
+
+NAMES = ("neutral", "happy", "sad", "angry")
+
+
+def phoneme_prior(dim: int = 12) -> PhonemeAudioPrior:
+    """A small trainable audio prior (random init: its pre-training is the priors' business)."""
+    return PhonemeAudioPrior(num_phonemes=8, dim=dim, width=16, dilations=(1,), fps=25.0)
 
 B, E, T, S = 3, 3, 4, 32
 
@@ -26,8 +33,9 @@ def ccrl_batch(seed: int = 0) -> dict[str, torch.Tensor]:
         "video": torch.randint(0, 256, (B, E, T, 3, S, S), dtype=torch.uint8, generator=g),
         "emotion": torch.tensor([[0, 1, 2], [0, 2, 3], [1, 2, 3]]),
         "features": torch.randn(B, E, T, 3, 4, generator=g),  # (b, e, t, context, n_mels)
-        "audio": torch.randn(B, E, 640, generator=g),  # 4 frames at 25 fps, 4 kHz
-        "sample_rate": torch.tensor([4000, 4000, 4000]),
+        "audio": 0.1 * torch.randn(B, E, 2560, generator=g),  # 4 frames at 25 fps, 16 kHz
+        "sample_rate": torch.tensor([16000, 16000, 16000]),
+        "fps": torch.tensor([25.0, 25.0, 25.0]),
     }
 
 
@@ -88,16 +96,34 @@ def test_ccrl_query_audio_first_and_own() -> None:
 
 
 def test_ccrl_waveform_path_with_audio_prior() -> None:
-    prior = TinyAudioPrior(dim=12)
+    prior = phoneme_prior(dim=12)
     module = CCRL(content_encoder(), prior)
     batch = ccrl_batch()
+    seen = {}
+    prior.register_forward_pre_hook(lambda m, args: seen.setdefault("args", args))
     loss = module.loss(batch)
-    assert prior.calls[-1] == ((B * E, 640), 4000, T)
+    wav, sr, t, fps = seen["args"]
+    assert wav.shape == (B * E, 2560) and (sr, t, fps) == (16000, T, 25.0)
     loss.backward()
-    assert prior.proj.weight.grad is not None  # the prior's projection trains with CCRL
+    # the prior's feature path trains with CCRL (its phoneme head is not on that path)
+    assert all(p.grad is not None for p in prior.encoder.parameters())
+    assert prior.head.weight.grad is None
     assert any(k.startswith("audio_prior.") for k in module.state_dict())
     with pytest.raises(ValueError, match=r"audio_prior\.dim is 12 but .* audio_dim is 7"):
         CCRL(content_encoder(audio_dim=7), prior)
+
+
+def test_mel_prior_on_waveforms_equals_the_readers_features() -> None:
+    # the waveform path with MelPrior and the per-frame-feature path with the same log-mel
+    # windows (what the shard reader stores as `features`) give the same embeddings
+    prior = MelPrior(context=3, fps=25.0)
+    batch = ccrl_batch()
+    windows = prior.windows(batch["audio"].reshape(B * E, -1), 16000, T)  # (b e, t, 3, 80)
+    batch["features"] = windows.reshape(B, E, T, 3, 80)
+    enc = content_encoder(audio_dim=prior.dim).eval()
+    z_wave = CCRL(enc, prior).embed(batch)
+    z_feat = CCRL(enc, audio_key="features").embed(batch)
+    torch.testing.assert_close(z_wave, z_feat)
 
 
 def test_ccrl_batch_errors() -> None:
@@ -112,14 +138,14 @@ def test_ccrl_batch_errors() -> None:
     with pytest.raises(ValueError, match=r"'video' must be \(b, e, t, 3, h, w\)"):
         module.loss(dict(batch, video=batch["video"][:, :, 0]))
     with pytest.raises(KeyError, match="no 'audio'"):
-        CCRL(content_encoder(), TinyAudioPrior()).loss(
+        CCRL(content_encoder(), phoneme_prior()).loss(
             {k: v for k, v in batch.items() if k != "audio"}
         )
 
 
 def test_ccrl_training_lowers_the_loss() -> None:
     batch = ccrl_batch()
-    module = CCRL(content_encoder(), TinyAudioPrior(dim=12))
+    module = CCRL(content_encoder(), phoneme_prior(dim=12))
     losses = train(module, batch, steps=15)
     assert losses[-1] < 0.8 * losses[0], losses
 
@@ -135,8 +161,8 @@ def cerl_batch(seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def cerl_module(**kw: object) -> CERL:
-    prior = TinyEmotionPrior(dim=16)
-    enc = EmotionEncoder(ConvBackbone((8, 16)), tower_dim=16, dim=16, hidden=32)
+    prior = EmotionPromptPrior.tiny(NAMES)
+    enc = EmotionEncoder(ConvBackbone((8, 16)), tower_dim=16, dim=prior.dim, hidden=32)
     return CERL(enc, prior, **kw)
 
 
@@ -151,7 +177,8 @@ def test_cerl_labels_per_frame_and_loss() -> None:
     z = module.encoder(frames)
     expected = EmotionAugmentedNCE()(z, emotion, content, prior=module.prior.prior())
     torch.testing.assert_close(out["loss"], expected)
-    nearest = (z @ module.prior.prior().t()).argmax(1)
+    with torch.no_grad():
+        nearest = (z @ module.prior.prior().t()).argmax(1)
     assert float(out["prior_acc"]) == pytest.approx(float((nearest == emotion).float().mean()))
 
 
@@ -168,29 +195,31 @@ def test_cerl_frames_per_clip_and_single_frames() -> None:
 def test_cerl_trains_encoder_and_prompts() -> None:
     module = cerl_module()
     batch = cerl_batch()
-    before = module.prior.context.detach().clone()
-    tower = module.prior.image_tower[0].weight.detach().clone()
+    before = module.prior.ctx.detach().clone()
+    clip = {k: v.clone() for k, v in module.prior.clip.state_dict().items()}
     losses = train(module, batch, steps=15)
     assert losses[-1] < 0.8 * losses[0], losses
-    assert not torch.equal(before, module.prior.context)  # learnable prompt context
-    assert torch.equal(tower, module.prior.image_tower[0].weight)  # frozen tower
+    assert not torch.equal(before, module.prior.ctx)  # learnable prompt context
+    after = module.prior.clip.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in clip.items())  # frozen CLIP towers
 
 
 def test_cerl_with_the_prior_image_path() -> None:
-    prior = TinyEmotionPrior(dim=16)
-    enc = EmotionEncoder(prior.encode_image, tower_dim=16, dim=16, hidden=16, residual=True)
-    module = CERL(enc, prior)
+    prior = EmotionPromptPrior.tiny(NAMES)
+    enc = EmotionEncoder(prior.encode_image, tower_dim=prior.dim, dim=prior.dim, hidden=64,
+                         residual=True)  # fmt: skip
+    module = CERL(enc, prior, emotion_names=NAMES)
     # the prior is registered once (in CERL), not inside the encoder
     assert sum(k.startswith("prior.") for k in module.state_dict()) == len(prior.state_dict())
     assert not any(k.startswith("encoder.tower") for k in module.state_dict())
-    losses = train(module, cerl_batch(), steps=10)
-    assert losses[-1] < losses[0]
+    losses = train(module, cerl_batch(), steps=20, lr=1e-2)  # measured: 5.54 -> 4.40
+    assert losses[-1] < 0.85 * losses[0], losses
 
 
 def test_cerl_errors() -> None:
     with pytest.raises(ValueError, match=r"emotion names \('happy', 'sad'\) differ"):
         cerl_module(emotion_names=("happy", "sad"))
-    cerl_module(emotion_names=("neutral", "happy", "sad", "angry"))
+    cerl_module(emotion_names=NAMES)
     with pytest.raises(TypeError, match=r"prior\(\)"):
         CERL(EmotionEncoder(ConvBackbone((8,)), tower_dim=8, dim=4), torch.nn.Linear(2, 2))
     module = cerl_module()
@@ -198,6 +227,7 @@ def test_cerl_errors() -> None:
         module.loss({"video": cerl_batch()["video"]})
     with pytest.raises(ValueError, match="emotion_labels must lie in"):
         module.loss(dict(cerl_batch(), emotion=torch.tensor([0, 0, 1, 1, 2, 2, 7, 7])))
-    wrong_dim = CERL(EmotionEncoder(ConvBackbone((8,)), tower_dim=8, dim=4), TinyEmotionPrior())
+    wrong_dim = CERL(EmotionEncoder(ConvBackbone((8,)), tower_dim=8, dim=4),
+                     EmotionPromptPrior.tiny(NAMES))  # fmt: skip
     with pytest.raises(ValueError, match=r"expected \(K, 4\)"):
         wrong_dim.loss(cerl_batch())

@@ -19,7 +19,7 @@ from decouple.encoders import (
     load_weights,
     save_weights,
 )
-from tests.encoders.stand_ins import TinyEmotionPrior
+from decouple.priors import EmotionPromptPrior
 
 
 @pytest.mark.parametrize(("size", "expected"), [(64, (128, 8, 8)), (96, (128, 12, 12)),
@@ -110,23 +110,23 @@ def test_emotion_encoder_with_module_tower() -> None:
 
 
 def test_emotion_encoder_with_prior_image_path() -> None:
-    prior = TinyEmotionPrior(dim=16)
-    enc = EmotionEncoder(prior.encode_image, tower_dim=16, dim=16, residual=True,
-                         spec=ImageSpec(size=(24, 24)))  # fmt: skip
+    prior = EmotionPromptPrior.tiny(["neutral", "happy", "sad"])
+    enc = EmotionEncoder(prior.encode_image, tower_dim=prior.dim, dim=prior.dim, residual=True)
     u8 = torch.randint(0, 256, (3, 3, 40, 40), dtype=torch.uint8)
     z = enc(u8)
-    # the tower receives raw [0, 1] RGB at the declared size (it normalises itself: once)
-    seen = prior.image_calls[-1]
-    assert seen.shape == (3, 3, 24, 24) and float(seen.min()) >= 0 and float(seen.max()) <= 1
-    # residual head starts at zero: the encoder starts as the prior's image feature
-    torch.testing.assert_close(
-        z, torch.nn.functional.normalize(prior.encode_image(ImageSpec(size=(24, 24)).prepare(u8)))
-    )
+    # The residual head starts at zero: the encoder starts as the prior's image feature, and
+    # the frames reach the prior as raw [0, 1] RGB (the prior normalises them: once).
+    torch.testing.assert_close(z, prior.encode_image(u8), rtol=1e-5, atol=1e-6)
+    # Normalising before the prior would be a second normalisation: the prior refuses it.
+    clip_norm = ImageSpec(mean=(0.481, 0.458, 0.408), std=(0.269, 0.261, 0.276))
+    twice = EmotionEncoder(prior.encode_image, tower_dim=prior.dim, dim=prior.dim, spec=clip_norm)
+    with pytest.raises(ValueError, match="already normalised"):
+        twice(u8)
     # the prior's parameters are not part of the encoder
     assert not any(k.startswith("tower") for k in enc.state_dict())
     with pytest.raises(ValueError, match="freeze_tower applies to module towers"):
-        EmotionEncoder(prior.encode_image, tower_dim=16, dim=16, freeze_tower=True)
-    with pytest.raises(ValueError, match=r"tower returned shape \(3, 16\), expected \(b, 8\)"):
+        EmotionEncoder(prior.encode_image, tower_dim=prior.dim, dim=4, freeze_tower=True)
+    with pytest.raises(ValueError, match=r"tower returned shape \(3, 64\), expected \(b, 8\)"):
         EmotionEncoder(prior.encode_image, tower_dim=8, dim=4)(u8)
 
 
