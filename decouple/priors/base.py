@@ -5,17 +5,17 @@ Every audio prior of `decouple` is an [AudioPrior][decouple.priors.base.AudioPri
 vector per video frame, `(b, t, dim)` for a batch `(b, s)` of waveforms and `(t, dim)` for
 one waveform `(s,)`.
 
-Alignment convention (the one of [decouple.data.features][decouple.data.features], used by
+Alignment convention (the one of `decouple.data.features`, used by
 the shard reader too):
 
 * video frame i is shown at time `tau_i = i / fps` seconds from the start of the waveform
   ([frame_times][decouple.priors.base.frame_times]);
 * its own audio samples are `[round(i * sr / fps), round((i + 1) * sr / fps))`
-  ([samples_for_frames][decouple.data.features.samples_for_frames]), so a waveform cut with
+  (`samples_for_frames`), so a waveform cut with
   `samples_for_frames(start, t, fps, sr)` is the audio of frames `start .. start + t - 1` and
   frame `start` is at time 0 of the cut;
 * the feature of frame i describes the audio *centred on* `tau_i`: the log-mel window of
-  [frame_to_video][decouple.data.features.frame_to_video] is centred there, and 50 Hz
+  `frame_to_video` is centred there, and 50 Hz
   wav2vec 2.0 features are linearly interpolated to it
   ([interpolate_to_frames][decouple.priors.base.interpolate_to_frames]);
 * where the audio ends before the video, the last audio feature is repeated (replicate

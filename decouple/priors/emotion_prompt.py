@@ -125,7 +125,7 @@ class EmotionPromptPrior(nn.Module):
     Args:
         model: An open_clip `CLIP` (or `CustomTextCLIP` with open_clip's own text tower).
         emotion_names: Emotion names (canonical names or aliases, see
-            [canonical_emotion][decouple.data.registry.canonical_emotion]); row k of the
+            `canonical_emotion`); row k of the
             prior is emotion k, in this order (e.g. `EmotionSet.names` of the shard index).
         tokenizer: open_clip's `SimpleTokenizer` (default: a new one with the model's
             context length).

@@ -15,9 +15,9 @@ class MelPrior(AudioPrior):
     """Log-mel energies in a window of `context` feature frames centred on each video frame.
 
     The waveform is resampled to `config.sample_rate` with
-    [resample_audio][decouple.data.io.resample_audio], turned into log-mel frames with
-    [log_mel][decouple.data.features.log_mel] (every 10 ms by default) and framed with
-    [frame_to_video][decouple.data.features.frame_to_video]: frame i gets the `context`
+    `decouple.data.io.resample_audio`, turned into log-mel frames with
+    `decouple.data.features.log_mel` (every 10 ms by default) and framed with
+    `decouple.data.features.frame_to_video`: frame i gets the `context`
     mel frames centred on its time `i / fps` (replicate padding at the ends). `forward`
     flattens each window context-major (`feature[c * n_mels + m]` = band m of window frame
     c), so `dim = context * n_mels`; [windows][decouple.priors.MelPrior.windows] keeps the

@@ -38,7 +38,7 @@ class PhonemeAudioPrior(AudioPrior):
 
     Data flow for a waveform (b, s):
 
-    1. resample to `config.sample_rate`, [log_mel][decouple.data.features.log_mel]:
+    1. resample to `config.sample_rate`, `decouple.data.features.log_mel`:
        (b, a, n_mels) at 100 Hz;
     2. LayerNorm over the bands of each mel frame (loudness-invariant, no look across
        time): (b, a, n_mels);
@@ -46,7 +46,7 @@ class PhonemeAudioPrior(AudioPrior):
        Conv1d(width, width, 3) + GELU: (b, width, a);
     4. Conv1d(width, dim, 1): (b, a, dim);
     5. the mel frame at each video frame's time `i / fps`
-       ([frame_to_video][decouple.data.features.frame_to_video] with context 1):
+       (`frame_to_video` with context 1):
        (b, t, dim), the output of `forward`;
     6. `head`, Linear(dim, num_phonemes): (b, t, num_phonemes), the output of
        [logits][decouple.priors.PhonemeAudioPrior.logits].

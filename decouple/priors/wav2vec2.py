@@ -191,7 +191,7 @@ class Wav2Vec2Prior(AudioPrior):
 
     Data flow for a waveform (b, s) at any rate:
 
-    1. resample to 16 kHz ([resample_audio][decouple.data.io.resample_audio]);
+    1. resample to 16 kHz (`decouple.data.io.resample_audio`);
     2. if the architecture expects it (XLSR-53 and the large models), normalise each item
        to zero mean and unit variance over its own samples (torchaudio's bundle does it
        over the whole batch tensor, which equals this for one item);

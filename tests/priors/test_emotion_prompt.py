@@ -253,3 +253,9 @@ def test_a_pretrained_tag_is_never_downloaded(tmp_path: Path, no_network: list[o
     torch.save(model.state_dict(), tmp_path / "openai")
     prior = EmotionPromptPrior.from_pretrained("decouple-tiny-clip", "openai", NAMES)
     assert prior.dim == 64 and no_network == []
+
+
+def test_the_docs_table_is_the_dict() -> None:
+    page = Path(__file__).resolve().parents[2] / "docs" / "priors" / "emotion_prompt.md"
+    rows = dict(re.findall(r"^\| (\w+) \| (.+?) \(.*\) \|$", page.read_text(), re.MULTILINE))
+    assert {k: rows.get(k) for k in EMOTION_DESCRIPTIONS} == dict(EMOTION_DESCRIPTIONS)
