@@ -25,11 +25,12 @@ samples, as with any FFmpeg-based reader.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -293,6 +294,32 @@ def _format_from_suffix(path: str | os.PathLike, known: dict[str, Any], what: st
 # decoding
 
 
+@functools.cache
+def _swscale_has_threads() -> bool:
+    """Whether this PyAV's `VideoReformatter.reformat` takes `threads` (newer swscale)."""
+    try:
+        VideoReformatter().reformat(av.VideoFrame(16, 16, "yuv420p"), format="rgb24", threads=1)
+    except TypeError:
+        return False
+    return True
+
+
+def _rgb_converter(threads: int | None) -> Callable[[av.VideoFrame], np.ndarray]:
+    """Frame -> (h, w, 3) uint8 RGB array through one swscale context (reused per stream).
+
+    `threads` None leaves swscale's automatic threading; an int is passed on (as for the
+    decoder: for small frames swscale's own threads made the conversion 2-6x slower on two
+    busy cores, 13-15 us vs 30-115 us per 128 x 128 frame).
+    """
+    reformatter = VideoReformatter()
+    options = {"threads": threads} if threads is not None and _swscale_has_threads() else {}
+
+    def to_rgb(frame: av.VideoFrame) -> np.ndarray:
+        return reformatter.reformat(frame, format="rgb24", **options).to_ndarray()
+
+    return to_rgb
+
+
 @dataclass
 class _Decoded:
     frames: list[np.ndarray]
@@ -304,8 +331,13 @@ class _Decoded:
     audio_duration: int | None  # samples the container says the stream holds
 
 
-def _decode(src: MediaSource, label: str, *, video: bool, audio: bool) -> _Decoded:
-    """Decode the first video and/or audio stream of a container with PyAV."""
+def _decode(
+    src: MediaSource, label: str, *, video: bool, audio: bool, threads: int | None = None
+) -> _Decoded:
+    """Decode the first video and/or audio stream of a container with PyAV.
+
+    `threads` None: FFmpeg's automatic frame and slice threading; else that many threads.
+    """
     target = _as_input(src, label)
     out = _Decoded([], [], None, [], None, None, None)
     try:
@@ -318,10 +350,13 @@ def _decode(src: MediaSource, label: str, *, video: bool, audio: bool) -> _Decod
             if not streams:
                 return out
             if vs is not None:
-                vs.thread_type = "AUTO"
+                if threads is None:
+                    vs.thread_type = "AUTO"
+                else:
+                    vs.codec_context.thread_count = threads
                 rate = vs.average_rate or vs.guessed_rate or vs.base_rate
                 out.fps = float(rate) if rate else None
-            reformatter = VideoReformatter()  # one swscale context for the whole stream
+            to_rgb = _rgb_converter(threads)  # one swscale context for the whole stream
             resampler = None
             if ast is not None:
                 out.audio_rate = int(ast.codec_context.sample_rate or ast.rate or 0) or None
@@ -332,7 +367,7 @@ def _decode(src: MediaSource, label: str, *, video: bool, audio: bool) -> _Decod
             for packet in container.demux(*streams):
                 for frame in packet.decode():
                     if isinstance(frame, av.VideoFrame):
-                        out.frames.append(reformatter.reformat(frame, format="rgb24").to_ndarray())
+                        out.frames.append(to_rgb(frame))
                         out.times.append(frame.time)
                     elif isinstance(frame, av.AudioFrame):
                         if out.audio_start is None:
@@ -470,6 +505,7 @@ def read_video(
     name: str | None = None,
     start: int = 0,
     stop: int | None = None,
+    threads: int | None = None,
 ) -> Video:
     """Decode the first video stream of a file (or of encoded bytes) to RGB frames.
 
@@ -487,6 +523,11 @@ def read_video(
         name: Name used in error messages when `src` is bytes (a shard and key, say).
         start: First frame to return (counted at the output frame rate).
         stop: One past the last frame to return; None = to the end.
+        threads: Decoder threads. None: FFmpeg's automatic frame and slice threading when
+            the whole stream is decoded (large source videos), one thread for a frame range.
+            1 is the fastest choice for small frames and inside DataLoader workers (each
+            worker already has a core; for 128 x 128 H.264, FFmpeg's threads made decoding
+            ~1.5x slower, see docs/benchmarks/data.md); 0 = FFmpeg's automatic count.
 
     Returns:
         A [Video][decouple.data.io.Video] with frames (t, 3, h, w), uint8 RGB.
@@ -508,9 +549,12 @@ def read_video(
     label = _label(src, name)
     if start < 0 or (stop is not None and stop <= start):
         raise ValueError(f"{label}: need 0 <= start < stop, got start={start}, stop={stop}")
+    if threads is not None and (isinstance(threads, bool) or threads < 0):
+        raise ValueError(f"{label}: threads must be None or an int >= 0, got {threads!r}")
     if fps is None and (start > 0 or stop is not None):
-        return _read_video_range(src, label, start, stop)
-    video = _video_from(_decode(src, label, video=True, audio=False), label, fps)
+        return _read_video_range(src, label, start, stop, 1 if threads is None else threads)
+    dec = _decode(src, label, video=True, audio=False, threads=threads)
+    video = _video_from(dec, label, fps)
     if start > 0 or stop is not None:
         video = Video(video.frames[start:stop], video.fps)
         if video.num_frames == 0:
@@ -518,7 +562,9 @@ def read_video(
     return video
 
 
-def _read_video_range(src: MediaSource, label: str, start: int, stop: int | None) -> Video:
+def _read_video_range(
+    src: MediaSource, label: str, start: int, stop: int | None, threads: int = 1
+) -> Video:
     """Frames [start, stop) at the stream's own rate: seek, skip, convert only what is kept."""
     target = _as_input(src, label)
     frames: list[np.ndarray] = []
@@ -527,8 +573,10 @@ def _read_video_range(src: MediaSource, label: str, start: int, stop: int | None
             if not container.streams.video:
                 raise MediaError(f"{label}: no video stream")
             vs = container.streams.video[0]
-            # No decoder threads: for a short window their start-up and frame-threading
-            # latency cost more than they save (parallelism comes from DataLoader workers).
+            # PyAV's default (thread_count 0) starts FFmpeg's slice threads; for small frames
+            # their synchronisation costs more than they save (parallelism comes from
+            # DataLoader workers), so a frame range is decoded on one thread by default.
+            vs.codec_context.thread_count = threads
             rate = vs.average_rate or vs.guessed_rate or vs.base_rate
             if not rate:
                 raise MediaError(f"{label}: the video stream has no frame rate")
@@ -538,7 +586,7 @@ def _read_video_range(src: MediaSource, label: str, start: int, stop: int | None
                 container.seek(
                     round((t0 + start / fps) / vs.time_base), stream=vs, backward=True
                 )
-            reformatter = VideoReformatter()
+            to_rgb = _rgb_converter(threads)
             for frame in container.decode(vs):
                 index = round((frame.time - t0) * fps) if frame.time is not None else None
                 if index is None:
@@ -547,7 +595,7 @@ def _read_video_range(src: MediaSource, label: str, start: int, stop: int | None
                     continue
                 if stop is not None and index >= stop:
                     break
-                frames.append(reformatter.reformat(frame, format="rgb24").to_ndarray())
+                frames.append(to_rgb(frame))
     except MediaError:
         raise
     except (av.FFmpegError, OSError, ValueError, RuntimeError) as err:

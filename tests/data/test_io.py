@@ -375,3 +375,10 @@ def test_read_video_range_equals_the_slice_of_a_full_decode(make_frames, frame_i
         assert part.fps == 25.0
     with pytest.raises(ValueError, match="start < stop"):
         read_video(data, start=5, stop=5)
+    # Decoder (and swscale) threads change the speed, never the frames.
+    for threads in (1, 0, 2):
+        assert torch.equal(read_video(data, threads=threads).frames, full)
+        assert torch.equal(read_video(data, start=3, stop=19, threads=threads).frames,
+                           full[3:19])
+    with pytest.raises(ValueError, match="threads"):
+        read_video(data, threads=-1)
