@@ -16,6 +16,7 @@ when a prior is built.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -335,8 +336,20 @@ class EmotionPromptPrior(nn.Module):
             raise FileNotFoundError(f"EmotionPromptPrior.from_config: no config file at {config}")
         if weights is not None and not Path(weights).is_file():
             raise FileNotFoundError(f"EmotionPromptPrior.from_config: no weights file at {weights}")
-        open_clip.add_model_config(config)
         name = config.stem
+        try:
+            cfg = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{config}: not a readable JSON model config ({err})") from err
+        missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg")
+                   if not isinstance(cfg, dict) or k not in cfg]
+        if missing:
+            raise ValueError(
+                f"{config}: not an open_clip model config: missing fields {missing} (expected "
+                "embed_dim, vision_cfg, text_cfg; see open_clip/model_configs/ViT-B-32.json)"
+            )
+        if open_clip.get_model_config(name) != cfg:  # register once (re-register if changed)
+            open_clip.add_model_config(config)
         model = _create(open_clip, name, None if weights is None else str(Path(weights).resolve()))
         kwargs.setdefault("tokenizer", open_clip.get_tokenizer(name))
         return cls(model, emotion_names, **kwargs)

@@ -259,3 +259,31 @@ def test_the_docs_table_is_the_dict() -> None:
     page = Path(__file__).resolve().parents[2] / "docs" / "priors" / "emotion_prompt.md"
     rows = dict(re.findall(r"^\| (\w+) \| (.+?) \(.*\) \|$", page.read_text(), re.MULTILINE))
     assert {k: rows.get(k) for k in EMOTION_DESCRIPTIONS} == dict(EMOTION_DESCRIPTIONS)
+
+
+def test_custom_text_clip_uses_its_text_tower(tmp_path: Path) -> None:
+    """A CustomTextCLIP (text tower under model.text) goes through the same, exact path."""
+    import json
+
+    cfg = json.loads(TINY_CLIP_CONFIG.read_text())
+    cfg["custom_text"] = True
+    config = tmp_path / "decouple-tiny-custom-text.json"
+    config.write_text(json.dumps(cfg))
+    prior = EmotionPromptPrior.from_config(config, NAMES, ctx_init=PHRASE)
+    assert type(prior.clip).__name__ == "CustomTextCLIP"
+    tok = prior.tokenizer
+    ref = prior.clip.encode_text(tok([f"{PHRASE} {d}" for d in prior.descriptions]),
+                                 normalize=True)
+    torch.testing.assert_close(prior.prior(), ref, rtol=0, atol=1e-6)
+
+
+def test_a_bad_config_fails_naming_the_file_and_fields(tmp_path: Path) -> None:
+    bad = tmp_path / "not-a-clip.json"
+    bad.write_text('{"embed_dim": 64, "vision_cfg": {}}')
+    with pytest.raises(ValueError, match=r"not-a-clip\.json: .*missing fields \['text_cfg'\]"):
+        EmotionPromptPrior.from_config(bad, NAMES)
+    bad.write_text("{oops")
+    with pytest.raises(ValueError, match=r"not-a-clip\.json: not a readable JSON"):
+        EmotionPromptPrior.from_config(bad, NAMES)
+    with pytest.raises(FileNotFoundError, match="no config file"):
+        EmotionPromptPrior.from_config(tmp_path / "nope.json", NAMES)
