@@ -62,6 +62,7 @@ _INDEX_FIELDS = (
     "num_groups",
 )  # fmt: skip
 _SHARD_FIELDS = ("name", "samples", "groups", "bytes")
+_SHARD_OPTIONAL = ("frames",)
 
 
 def shard_name(split: str, number: int) -> str:
@@ -107,12 +108,16 @@ class ShardInfo:
         samples: Samples (clips) in the shard.
         groups: Parallel groups (distinct non-empty `group` ids) in the shard.
         bytes: File size in bytes.
+        frames: Video frames (`num_frames`) of each sample, in shard order, or None (an
+            index written before the field existed). Readers use it to count training
+            windows per clip before reading any shard.
     """
 
     name: str
     samples: int
     groups: int
     bytes: int
+    frames: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,7 @@ class ShardIndex:
             "sample_rate": self.sample_rate,
             "shards": [
                 {"name": s.name, "samples": s.samples, "groups": s.groups, "bytes": s.bytes}
+                | ({} if s.frames is None else {"frames": list(s.frames)})
                 for s in self.shards
             ],
             "num_samples": self.num_samples,
@@ -260,7 +266,7 @@ def read_index(root: str | Path, split: str) -> ShardIndex:
         field = f"shards[{i}]"
         if not isinstance(s, dict):
             raise SchemaError(where, field, f"expected an object, got {s!r}")
-        _check_fields(s, _SHARD_FIELDS, where, field + ".")
+        _check_fields(s, _SHARD_FIELDS, where, field + ".", _SHARD_OPTIONAL)
         if not isinstance(s["name"], str) or not name_re.fullmatch(s["name"]):
             raise SchemaError(where, field + ".name",
                               f"expected '{split}-NNNNNN.tar', got {s['name']!r}")
@@ -271,7 +277,15 @@ def read_index(root: str | Path, split: str) -> ShardIndex:
         if s["groups"] > s["samples"]:
             raise SchemaError(where, field + ".groups",
                               f"{s['groups']} groups but only {s['samples']} samples")
-        shards.append(ShardInfo(s["name"], s["samples"], s["groups"], s["bytes"]))
+        frames = s.get("frames")
+        if frames is not None:
+            if (not isinstance(frames, list) or len(frames) != s["samples"]
+                    or not all(_is_int(n) and n >= 1 for n in frames)):
+                raise SchemaError(where, field + ".frames",
+                                  f"expected {s['samples']} integers >= 1 (one per sample), "
+                                  f"got {str(frames)[:80]}")
+            frames = tuple(frames)
+        shards.append(ShardInfo(s["name"], s["samples"], s["groups"], s["bytes"], frames))
     names = [s.name for s in shards]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
@@ -603,6 +617,7 @@ class ShardWriter:
         self._tar: tarfile.TarFile | None = None
         self._tmp: Path | None = None
         self._samples = 0
+        self._frames: list[int] = []  # num_frames of each sample of the shard in progress
         self._group_count = 0
         self._closed = False
 
@@ -676,6 +691,7 @@ class ShardWriter:
                 self._add(f"{key}.{ext}", blob)
             self._keys.add(key)
         self._samples += len(clips)
+        self._frames += [clip.meta.num_frames for clip in clips]
         if gid:
             self._groups.add(gid)
             self._group_count += 1
@@ -757,6 +773,7 @@ class ShardWriter:
         self._file = os.fdopen(fd, "wb")
         self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT)
         self._samples = 0
+        self._frames = []
         self._group_count = 0
 
     def _add(self, name: str, data: bytes) -> None:
@@ -780,9 +797,10 @@ class ShardWriter:
         final = self.out_dir / name
         os.replace(self._tmp, final)
         self._shards.append(ShardInfo(name, self._samples, self._group_count,
-                                      final.stat().st_size))
+                                      final.stat().st_size, tuple(self._frames)))
         self._file = self._tar = self._tmp = None
         self._samples = 0
+        self._frames = []
         self._group_count = 0
 
 
@@ -816,11 +834,14 @@ def _split_member(name: str) -> tuple[str, str]:
     return (f"{head}/{stem}" if head else stem), ext
 
 
-def _check_fields(d: dict[str, Any], names: Sequence[str], where: str, prefix: str) -> None:
+def _check_fields(
+    d: dict[str, Any], names: Sequence[str], where: str, prefix: str,
+    optional: Sequence[str] = (),
+) -> None:  # fmt: skip
     for name in names:
         if name not in d:
             raise SchemaError(where, prefix + name, "missing")
-    unknown = sorted(set(d) - set(names))
+    unknown = sorted(set(d) - set(names) - set(optional))
     if unknown:
         raise SchemaError(where, prefix + str(unknown[0]),
-                          f"unknown field (known fields: {', '.join(names)})")
+                          f"unknown field (known fields: {', '.join([*names, *optional])})")

@@ -159,13 +159,16 @@ def test_round_trip_with_real_media(tmp_path: Path) -> None:
         "emotion_set": {"name": "mead", "names": list(MEAD.names)},
         "fps": 25.0,
         "sample_rate": 16000,
-        "shards": [{"name": "train-000000.tar", "samples": 7, "groups": 2, "bytes": size}],
+        "shards": [{"name": "train-000000.tar", "samples": 7, "groups": 2, "bytes": size,
+                    "frames": [10, 12, 9, 8, 11, 7, 6]}],  # num_frames of each sample
         "num_samples": 7,
         "num_groups": 2,
     }
     index = read_index(tmp_path, "train")
+    frames = (10, 12, 9, 8, 11, 7, 6)
     assert index == ShardIndex(tmp_path, "train", MEAD, 25.0, 16000,
-                               (ShardInfo("train-000000.tar", 7, 2, size),), SCHEMA_VERSION)
+                               (ShardInfo("train-000000.tar", 7, 2, size, frames),),
+                               SCHEMA_VERSION)
 
     expected = [c for g in groups for c in g]
     samples = list(iter_samples(index.paths[0]))
@@ -514,6 +517,8 @@ def test_schema_version_mismatch_fails_at_once(split_dir: Path, found: int) -> N
         (lambda d: d["shards"][1].update(samples=0), "shards[1].samples", ">= 1"),
         (lambda d: d["shards"][1].pop("bytes"), "shards[1].bytes", "missing"),
         (lambda d: d["shards"][0].update(groups=9), "shards[0].groups", "only 3 samples"),
+        (lambda d: d["shards"][0].update(frames=[4, 4]), "shards[0].frames", "3 integers"),
+        (lambda d: d["shards"][1].update(frames=[0]), "shards[1].frames", ">= 1"),
         (lambda d: d["shards"].append(dict(d["shards"][0])), "shards", "listed twice"),
         (lambda d: d.update(shards={}), "shards", "expected a list"),
         (lambda d: d["emotion_set"].update(names=["neutral", "grumpy"]), "emotion_set", "grumpy"),
@@ -524,6 +529,15 @@ def test_invalid_index_fields_are_named(split_dir: Path, edit, field: str, match
     with pytest.raises(SchemaError, match=match) as info:
         read_index(split_dir, "train")
     assert info.value.where == str(path) and info.value.field == field
+
+
+def test_an_index_without_frame_counts_still_reads(split_dir: Path) -> None:
+    frames = [s.frames for s in read_index(split_dir, "train").shards]
+    assert frames == [(5, 6, 4), (4,)]  # _good_group() and the single clip
+    _edit_index(split_dir, lambda d: [s.pop("frames") for s in d["shards"]])
+    index = read_index(split_dir, "train")
+    assert [s.frames for s in index.shards] == [None, None]
+    assert "frames" not in index.to_json()["shards"][0]
 
 
 def test_index_is_not_an_object(split_dir: Path) -> None:
