@@ -166,6 +166,15 @@ class AudioPrior(nn.Module, ABC):
         Returns:
             Features (t, dim) for one waveform, (b, max t, dim) for a batch (zero rows past
             an item's own count).
+
+        Examples:
+            >>> from decouple.priors import MelPrior
+            >>> prior = MelPrior(context=1)
+            >>> prior(torch.zeros(16000), 16000, 30).shape
+            torch.Size([30, 80])
+            >>> out = prior(torch.zeros(2, 16000), 16000, [30, 10])
+            >>> out.shape, bool(out[1, 10:].eq(0).all())
+            (torch.Size([2, 30, 80]), True)
         """
         fps = self.fps if fps is None else fps
         _check_fps(fps)

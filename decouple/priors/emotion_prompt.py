@@ -422,6 +422,11 @@ class EmotionPromptPrior(nn.Module):
 
         Returns:
             Anchors (K, D).
+
+        Examples:
+            >>> p = EmotionPromptPrior.tiny(["happy", "sad"])
+            >>> torch.equal(p(), p.prior())
+            True
         """
         return self.prior()
 
@@ -558,6 +563,11 @@ class EmotionPromptPrior(nn.Module):
 
         Returns:
             self.
+
+        Examples:
+            >>> p = EmotionPromptPrior.tiny(["happy"]).train()
+            >>> p.training, p.clip.training
+            (True, False)
         """
         super().train(mode)
         if self.freeze_clip:
@@ -613,6 +623,15 @@ class EmotionPromptPrior(nn.Module):
         Raises:
             ValueError: Missing / unexpected keys or shapes (named), or other emotion names
                 or descriptions than this prior's.
+
+        Examples:
+            >>> import tempfile, pathlib
+            >>> f = pathlib.Path(tempfile.mkdtemp()) / "bad.pt"
+            >>> torch.save({"context": torch.zeros(1, 8, 64)}, f)
+            >>> EmotionPromptPrior.tiny(["sad"]).load_prompts(f)
+            Traceback (most recent call last):
+            ...
+            ValueError: ...bad.pt: state dict does not match: missing keys ['ctx']; unexpected ...
         """
         state, meta = read_tensors(path, "an EmotionPromptPrior prompt file")
         check_keys(self.prompt_state_dict(), state, str(path))

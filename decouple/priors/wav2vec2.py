@@ -358,6 +358,13 @@ class Wav2Vec2Prior(AudioPrior):
 
         Returns:
             self.
+
+        Examples:
+            >>> from torchaudio.models import wav2vec2_model
+            >>> m = wav2vec2_model(**Wav2Vec2Prior.tiny_architecture())
+            >>> p = Wav2Vec2Prior.from_model(m, layer=1, projection_dim=4).train()
+            >>> p.training, p.model.training, p.projection.training
+            (True, False, True)
         """
         super().train(mode)
         if self.freeze:
