@@ -80,6 +80,7 @@ __all__ = [
     "Phoneme",
     "content_positions",
     "frame_times",
+    "frame_tracks",
     "mouth_track",
     "phoneme_id",
     "phoneme_ids",
@@ -130,29 +131,34 @@ ESPEAK_PHONEMES: Mapping[str, str] = MappingProxyType({
     # pauses
     "_": SILENCE, "_:": SILENCE, "_!": SILENCE, "_|": SILENCE, "_^_": SILENCE,
     # vowels (espeak-ng en-us mnemonics, stress marks removed)
-    "A:": "AA", "0": "AA", "A@": "AA", "A#": "AA",
-    "a": "AE", "aa": "AE",
-    "V": "AH", "@": "AH", "@2": "AH", "@5": "AH", "a#": "AH", "02": "AH",
-    "O:": "AO", "O": "AO", "O2": "AO", "O@": "AO",
+    "A:": "AA", "0": "AA", "0#": "AA", "A@": "AA", "A#": "AA", "A~": "AA",
+    "a": "AE", "aa": "AE", "a2": "AE", "a#2": "AE",
+    "V": "AH", "@": "AH", "@2": "AH", "@5": "AH", "@#": "AH", "@-": "AH", "a#": "AH", "02": "AH",
+    "O:": "AO", "O": "AO", "O2": "AO", "O@": "AO", "O~": "AO",
     "aU": "AW", "aU@": "AW",
     "aI": "AY", "aI@": "AY", "aI3": "AY",
-    "E": "EH", "e@": "EH",
-    "3": "ER", "3:": "ER",
-    "eI": "EY",
-    "I": "IH", "I2": "IH", "I#": "IH", "i@": "IH", "i@3": "IH",
+    "E": "EH", "E2": "EH", "E#": "EH", "e#": "EH", "e@": "EH",
+    "3": "ER", "3:": "ER", "IR": "ER", "VR": "ER",
+    "eI": "EY", "e:": "EY",
+    "I": "IH", "I2": "IH", "I#": "IH", "I2#": "IH", "i@": "IH", "i@3": "IH",
     "i": "IY", "i:": "IY",
-    "oU": "OW", "o@": "OW",
+    "oU": "OW", "oU#": "OW", "o@": "OW", "o:": "OW",
     "OI": "OY",
     "U": "UH", "U@": "UH",
     "u:": "UW",
     # consonants
-    "b": "B", "tS": "CH", "d": "D", "D": "DH", "f": "F", "g": "G", "h": "HH", "dZ": "JH",
-    "k": "K", "x": "K", "l": "L", "l/": "L", "@L": "L", "m": "M", "m-": "M", "n": "N",
-    "n-": "N", "N": "NG", "p": "P", "?": "Q", "r": "R", "r-": "R", "r/": "R", "s": "S",
-    "S": "SH", "t": "T", "t#": "T", "t2": "T", "T": "TH", "v": "V", "w": "W", "j": "Y",
-    ";": "Y", "z": "Z", "Z": "ZH",
+    "b": "B", "tS": "CH", "d": "D", "d#": "D", "D": "DH", "f": "F", "g": "G", "h": "HH",
+    "dZ": "JH", "k": "K", "x": "K", "l": "L", "l/": "L", "l/2": "L", "l-": "L", "@L": "L",
+    "m": "M", "m-": "M", "n": "N", "n-": "N", "N": "NG", "p": "P", "?": "Q", "r": "R",
+    "r-": "R", "r/": "R", "s": "S", "S": "SH", "t": "T", "t#": "T", "t2": "T", "T": "TH",
+    "v": "V", "w": "W", "w#": "W", "j": "Y", ";": "Y", "z": "Z", "z#": "Z", "z/": "Z",
+    "z/2": "Z", "Z": "ZH",
 })
 """espeak-ng en-us phoneme mnemonic (without stress marks) -> inventory symbol.
+
+Built from the names espeak-ng 1.52 emitted for the SynthTalk sentences, a word list
+covering every English phoneme and 150 lines of project prose, completed with the phoneme
+definitions of espeak-ng's `ph_english` and `ph_english_us` tables.
 
 Merged variants: `@2`, `a#`, `V` are schwa-like (`AH`); `I2`, `I#` reduced `IH`; `t#` the
 flap and `t2` an unreduced t (`T`); `@L`, `n-` syllabic l and n; `;` the palatal glide
@@ -448,6 +454,38 @@ def viseme_ids(phonemes: Sequence[tuple[str, float, float]], fps: float, num_fra
     starts, ends, names = _check_timeline(phonemes)
     vis, a, b, _ = _viseme_segments(starts, ends, names)
     return _lookup(a, b, vis, frame_times(fps, num_frames), _V["sil"])
+
+
+def frame_tracks(phonemes: Sequence[tuple[str, float, float]], fps: float, num_frames: int
+                 ) -> dict[str, np.ndarray]:
+    """All per-frame ground truth of a timeline at once.
+
+    Args:
+        phonemes: The timeline (see [mouth_track][decouple.data.synthtalk.visemes.mouth_track]).
+        fps: Frames per second.
+        num_frames: Number of frames `t`.
+
+    Returns:
+        `{"mouth": (t, 4) float32, "content_pos": (t,) float32, "phoneme_id": (t,) int64,
+        "viseme_id": (t,) int64}` from [mouth_track][decouple.data.synthtalk.visemes.mouth_track],
+        [content_positions][decouple.data.synthtalk.visemes.content_positions],
+        [phoneme_ids][decouple.data.synthtalk.visemes.phoneme_ids] and
+        [viseme_ids][decouple.data.synthtalk.visemes.viseme_ids].
+
+    Raises:
+        ValueError: As [mouth_track][decouple.data.synthtalk.visemes.mouth_track].
+
+    Examples:
+        >>> ph = [("sil", 0.0, 0.1), ("M", 0.1, 0.2), ("AA", 0.2, 0.4), ("sil", 0.4, 0.5)]
+        >>> {k: v.shape for k, v in frame_tracks(ph, 25, 13).items()}
+        {'mouth': (13, 4), 'content_pos': (13,), 'phoneme_id': (13,), 'viseme_id': (13,)}
+    """
+    return {
+        "mouth": mouth_track(phonemes, fps, num_frames),
+        "content_pos": content_positions(phonemes, fps, num_frames),
+        "phoneme_id": phoneme_ids(phonemes, fps, num_frames),
+        "viseme_id": viseme_ids(phonemes, fps, num_frames),
+    }
 
 
 # --------------------------------------------------------------------------------------------

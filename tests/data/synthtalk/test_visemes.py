@@ -26,6 +26,7 @@ from decouple.data.synthtalk.visemes import (
     Phoneme,
     content_positions,
     frame_times,
+    frame_tracks,
     mouth_track,
     phoneme_id,
     phoneme_ids,
@@ -111,7 +112,8 @@ def test_tables_are_consistent() -> None:
     ("@2", "AH"), ("@L", "L"), ("n-", "N"), ("N", "NG"), ("tS", "CH"), ("dZ", "JH"),
     ("Z", "ZH"), ("S", "SH"), (";", "Y"), ("j", "Y"), ("'3:", "ER"), ("_", SILENCE),
     ("_:", SILENCE), ("_!", SILENCE), ("_anything", SILENCE), ("'O@", "AO"), ("?", "Q"),
-    ("@5", "AH"), ("u:7", "UW"), ("qq", UNKNOWN), ("", UNKNOWN), ("'", UNKNOWN),
+    ("@5", "AH"), ("@-", "AH"), ("IR", "ER"), ("o:", "OW"), ("z/2", "Z"), ("u:7", "UW"),
+    ("qq", UNKNOWN), ("", UNKNOWN), ("'", UNKNOWN),
 ])
 def test_phoneme_symbol(name: str, symbol: str) -> None:
     assert phoneme_symbol(name) == symbol
@@ -262,6 +264,16 @@ def test_phoneme_and_viseme_ids() -> None:
     # AY: AA over its first 55 % (0.2 .. 0.31), IY after
     assert [VISEMES[i] for i in vid] == (["sil"] * 2 + ["PBM"] * 2 + ["AA"] * 2 + ["IY"] * 2
                                          + ["sil"] * 4)
+
+
+def test_frame_tracks_bundles_the_tracks() -> None:
+    ph = random_timeline(np.random.default_rng(4), 8)
+    n = math.ceil(ph[-1].end * 30)
+    got = frame_tracks(ph, 30, n)
+    np.testing.assert_array_equal(got["mouth"], mouth_track(ph, 30, n))
+    np.testing.assert_array_equal(got["content_pos"], content_positions(ph, 30, n))
+    np.testing.assert_array_equal(got["phoneme_id"], phoneme_ids(ph, 30, n))
+    np.testing.assert_array_equal(got["viseme_id"], viseme_ids(ph, 30, n))
 
 
 def test_time_warped_timelines_give_warped_tracks() -> None:
