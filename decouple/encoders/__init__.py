@@ -24,7 +24,24 @@ Examples:
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # static names for type checkers and the API docs; imported lazily at run time
+    from decouple.encoders.attention import AudioQueriedAttention, sincos_2d
+    from decouple.encoders.ccrl import CCRL
+    from decouple.encoders.cerl import CERL
+    from decouple.encoders.checkpoint import (
+        CheckpointError,
+        load_state_file,
+        load_weights,
+        save_weights,
+    )
+    from decouple.encoders.content import VisualContentEncoder
+    from decouple.encoders.conv_backbone import ConvBackbone
+    from decouple.encoders.emotion import EmotionEncoder
+    from decouple.encoders.freeze import freeze
+    from decouple.encoders.iresnet import STAGES, IBasicBlock, IResNet, iresnet50
+    from decouple.encoders.spec import ImageSpec, ImageSpecError
 
 _EXPORTS = {
     "ImageSpec": "spec",
@@ -47,7 +64,26 @@ _EXPORTS = {
     "CERL": "cerl",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "CCRL",
+    "CERL",
+    "STAGES",
+    "AudioQueriedAttention",
+    "CheckpointError",
+    "ConvBackbone",
+    "EmotionEncoder",
+    "IBasicBlock",
+    "IResNet",
+    "ImageSpec",
+    "ImageSpecError",
+    "VisualContentEncoder",
+    "freeze",
+    "iresnet50",
+    "load_state_file",
+    "load_weights",
+    "save_weights",
+    "sincos_2d",
+]
 
 
 def __getattr__(name: str) -> Any:

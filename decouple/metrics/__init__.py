@@ -16,7 +16,10 @@ Examples:
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # static names for type checkers and the API docs; imported lazily at run time
+    from decouple.metrics.probes import LinearProbe, ProbeResult, group_split, linear_probe
 
 _EXPORTS = {
     "LinearProbe": "probes",
@@ -25,7 +28,7 @@ _EXPORTS = {
     "linear_probe": "probes",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["LinearProbe", "ProbeResult", "group_split", "linear_probe"]
 
 
 def __getattr__(name: str) -> Any:
