@@ -67,7 +67,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -75,6 +75,9 @@ from torch import Tensor
 
 from decouple.data.registry import MEAD, canonical_emotion
 from decouple.data.synthtalk.visemes import SILENCE, UNKNOWN, Phoneme, phoneme_symbol
+
+if TYPE_CHECKING:
+    from decouple.data.io import Audio
 
 __all__ = [
     "BASE_RANGE",
@@ -379,7 +382,7 @@ class Word(NamedTuple):
     end: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Speech:
     """A synthesised utterance with its timings.
 
@@ -433,7 +436,7 @@ class Speech:
                      if p.name == UNKNOWN)
 
     @property
-    def audio(self) -> Any:
+    def audio(self) -> Audio:
         """The waveform as a [decouple.data.io.Audio][decouple.data.io.Audio]."""
         from decouple.data.io import Audio
 
