@@ -16,7 +16,7 @@ Geometry ranges (frame fractions; the frame is the unit square, y downwards):
 
 | field | range | what |
 |---|---|---|
-| `face_width`, `face_height` | 0.25-0.30, 0.33-0.37 | half axes of the skull ellipse |
+| `face_width`, `face_height` | 0.25-0.30, 0.28-0.32 | half axes of the skull ellipse |
 | `jaw_width` | 0.62-0.92 | lower face width / upper (small: narrow chin, large: round) |
 | `eye_y` | 0.44-0.47 | height of the eye line |
 | `eye_spacing` | 0.105-0.125 | half distance between the eye centres |
@@ -89,8 +89,8 @@ FACE_SHAPE_WORDS: tuple[str, ...] = ("narrow", "oval", "round")
 """Face shape caption words for `jaw_width` in thirds of its range."""
 
 VOICE_VARIANTS: dict[str, str] = {
-    "m1": "male", "m2": "male", "m3": "male", "m4": "male", "m6": "male", "m7": "male",
-    "david": "male", "john": "male", "paul": "male",
+    "m1": "male", "m2": "male", "m3": "male", "m4": "male", "m5": "male", "m6": "male",
+    "m7": "male",
     "f1": "female", "f2": "female", "f3": "female", "f4": "female", "f5": "female",
     "linda": "female", "steph": "female",
 }
@@ -135,7 +135,7 @@ class SpeakerParams:
         speaker_id: Index of the speaker in the corpus (0, 1, ...).
         seed: Seed of the speaker's own variation of the emotion table.
         face_width: Half width of the skull ellipse.
-        face_height: Half height of the skull ellipse (forehead to chin).
+        face_height: Half height of the skull ellipse (the jaw below it follows the mouth).
         jaw_width: Lower face width relative to the upper (narrow chin ... round face).
         eye_y: Height of the eye line.
         eye_spacing: Half distance between the eye centres.
@@ -389,7 +389,7 @@ def _sample_one(seed: int, speaker_id: int) -> SpeakerParams:
         speaker_id=speaker_id,
         seed=int(rng.integers(2**31 - 1)),
         face_width=_uniform(rng, 0.25, 0.30),
-        face_height=_uniform(rng, 0.33, 0.37),
+        face_height=_uniform(rng, 0.28, 0.32),
         jaw_width=_uniform(rng, *_JAW_RANGE),
         eye_y=_uniform(rng, 0.44, 0.47),
         eye_spacing=_uniform(rng, 0.105, 0.125),
