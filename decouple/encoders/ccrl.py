@@ -109,11 +109,13 @@ class CCRL(nn.Module):
         self.audio_key = audio_key
         self.query_audio = query_audio
 
-    def audio_features(self, batch: dict[str, Any]) -> Tensor:
+    def audio_features(self, batch: dict[str, Any], *, first_only: bool = False) -> Tensor:
         """The per-frame audio features of the batch, (b, e, t, d_a).
 
         Args:
             batch: See the class docstring.
+            first_only: Only the first rendition's features, (b, 1, t, d_a) (an audio prior
+                then runs on those waveforms only).
 
         Returns:
             (b, e, t, d_a), one feature per frame of every rendition.
@@ -139,6 +141,8 @@ class CCRL(nn.Module):
             fps = batch.get("fps")
             if isinstance(fps, Tensor):
                 fps = float(fps.flatten()[0])
+            if first_only:
+                wav, e = wav[:, :1], 1
             feats = self.audio_prior(wav.reshape(b * e, -1), int(sr), t, fps)
             feats = feats.reshape(b, e, t, -1)
         else:
@@ -149,6 +153,8 @@ class CCRL(nn.Module):
                     f"...), matching 'video', got {tuple(raw.shape)}"
                 )
             feats = raw.reshape(b, e, t, -1).float()
+            if first_only:
+                feats = feats[:, :1]
         if feats.shape[-1] != self.encoder.audio_dim:
             raise ValueError(
                 f"CCRL: audio features have dimension {feats.shape[-1]}, the encoder's "
@@ -167,9 +173,10 @@ class CCRL(nn.Module):
         """
         video = batch["video"]
         b, e, t = video.shape[:3]
-        audio = self.audio_features(batch)
-        if self.query_audio == "first":
-            audio = audio[:, :1].expand(b, e, t, audio.shape[-1])
+        first = self.query_audio == "first"
+        audio = self.audio_features(batch, first_only=first)
+        if first:
+            audio = audio.expand(b, e, t, audio.shape[-1])
         frames = video.reshape(b * e * t, *video.shape[3:])
         return self.encoder(frames, audio.reshape(b * e * t, -1))
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -168,12 +167,7 @@ class EmotionEncoder(nn.Module):
             (b, d) L2-normalised emotion embeddings.
         """
         feats = self.tower_features(frames)
-        out = self.head(feats.to(self.head_dtype))
+        out = self.head(feats.to(next(self.head.parameters()).dtype))
         if self.residual:
             out = out + feats.to(out.dtype)
         return F.normalize(out, dim=1)
-
-    @property
-    def head_dtype(self) -> torch.dtype:
-        """The dtype of the head's parameters (tower features are cast to it)."""
-        return next(self.head.parameters()).dtype

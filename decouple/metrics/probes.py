@@ -11,7 +11,7 @@ stand in for the factor. It reports the accuracy together with the chance level 
 majority-class rate of the test labels), which is what the accuracy must be compared with.
 
 The classifier ([LinearProbe][decouple.metrics.probes.LinearProbe]) is a multinomial logistic
-regression fitted in float64 with full-batch L-BFGS for a fixed number of iterations on
+regression fitted on the CPU in float64 with full-batch L-BFGS for a fixed number of iterations on
 features standardised with the training statistics: deterministic, no scikit-learn needed. It
 minimises
 
