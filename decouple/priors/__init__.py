@@ -16,7 +16,13 @@ Examples:
     160
 """
 
-from decouple.priors.base import AudioPrior, frame_times, interpolate_to_frames
+from decouple.priors.base import (
+    FRAME_TIMES,
+    AudioPrior,
+    frame_times,
+    interpolate_to_frames,
+    mel_windows,
+)
 from decouple.priors.descriptions import EMOTION_DESCRIPTIONS
 from decouple.priors.emotion_prompt import TINY_CLIP_CONFIG, EmotionPromptPrior
 from decouple.priors.mel import MelPrior
@@ -25,6 +31,7 @@ from decouple.priors.wav2vec2 import WAV2VEC2_ARCHITECTURES, Wav2Vec2Prior, load
 
 __all__ = [
     "EMOTION_DESCRIPTIONS",
+    "FRAME_TIMES",
     "TINY_CLIP_CONFIG",
     "WAV2VEC2_ARCHITECTURES",
     "AudioPrior",
@@ -35,4 +42,5 @@ __all__ = [
     "frame_times",
     "interpolate_to_frames",
     "load_wav2vec2_state_dict",
+    "mel_windows",
 ]
