@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,13 +68,3 @@ def tiny_wav2vec2_file(tmp_path: Path) -> tuple[Path, dict[str, Any], torch.nn.M
     torch.save(model.state_dict(), path)
     return path, arch, model
 
-
-class Timer:
-    """Context manager measuring wall time in seconds (`.seconds`)."""
-
-    def __enter__(self) -> Timer:
-        self.start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds = time.perf_counter() - self.start
