@@ -18,8 +18,8 @@ The main names are re-exported here and imported on first use.
 
 Examples:
     >>> import decouple.data.synthtalk as st
-    >>> "render_frames" in st.__all__ and "mouth_track" in st.__all__
-    True
+    >>> st.EXPRESSION_PARAMS[:3]
+    ('brow_raise', 'brow_lower', 'brow_inner_raise')
 """
 
 from __future__ import annotations
@@ -34,14 +34,20 @@ _EXPORTS = {
     "EXPRESSION_PARAMS": "expressions",
     "expression": "expressions",
     "nuisance_tracks": "nuisance",
+    "still_nuisance": "nuisance",
     "RENDER_SIZES": "render",
+    "Rendered": "render",
     "render_frames": "render",
+    "render_landmarks": "render",
+    "SENTENCES": "speech",
     "Speech": "speech",
     "synthesize": "speech",
+    "speak": "speech",
     "prosody": "speech",
     "MOUTH_PARAMS": "visemes",
     "mouth_track": "visemes",
     "content_positions": "visemes",
+    "frame_tracks": "visemes",
 }
 
 __all__ = sorted(_EXPORTS)

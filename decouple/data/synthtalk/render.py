@@ -3,7 +3,7 @@
 [render_frames][decouple.data.synthtalk.render.render_frames] draws a frontal face from a
 [SpeakerParams][decouple.data.synthtalk.speakers.SpeakerParams], per-frame expression parameters
 ([EXPRESSION_PARAMS][decouple.data.synthtalk.expressions.EXPRESSION_PARAMS]), per-frame mouth
-parameters (columns `open, width, round, lip_shape`, the order of `visemes.MOUTH_PARAMS`) and the
+parameters (columns `open, width, round, lip_shape`: `visemes.MOUTH_PARAMS`) and the
 nuisance tracks ([nuisance_tracks][decouple.data.synthtalk.nuisance.nuisance_tracks]).
 
 **How it draws.** Every shape is a signed distance function (SDF, negative inside) of the position
@@ -14,8 +14,9 @@ bands between two polynomial curves `y = a0 + a1 s + a2 s^2 + a4 s^4` over a hor
 (analytic anti-aliasing) and is composited over what is below. The order: shirt, hair
 (back), neck, ears, face (with its outline), forehead lines, cheek blush, nasolabial folds, nose,
 eyes (outline and lashes, white, iris, pupil, catch light; the lids are the eye outline, so a
-blink or `lid_open` moves them), frown lines, brows, mouth (lips, dark inner mouth, upper and lower
-teeth), hair (front); then the head layer goes over the background.
+blink or `lid_open` moves them), frown lines, brows, mouth (lips, dark inner mouth, upper and
+lower teeth, shown once the opening exceeds a pixel), hair (front); then the head layer goes over
+the background.
 
 **Speed.** The parts that do not change over a clip (shirt, neck, hair, ears, face above the jaw)
 are drawn once per call in premultiplied RGBA; per frame, only the changing shapes are drawn, each
@@ -73,6 +74,7 @@ from torch import Tensor
 
 from decouple.data.synthtalk.expressions import EXPRESSION_PARAMS
 from decouple.data.synthtalk.nuisance import NUISANCE_KEYS
+from decouple.data.synthtalk.visemes import MOUTH_PARAMS
 
 if TYPE_CHECKING:
     from decouple.data.synthtalk.speakers import SpeakerParams
@@ -90,7 +92,6 @@ ZOOM = 1.15
 """Scale from the speaker's geometry to the frame, about the pivot `(0.5, 0.47)`."""
 
 _PIVOT = (0.5, 0.47)
-_MOUTH_COLUMNS = ("open", "width", "round", "lip_shape")
 _E = {name: i for i, name in enumerate(EXPRESSION_PARAMS)}
 _PIXELS_PER_CHUNK = 1 << 18
 _LINE = 0.009  # outline width (head units)
@@ -136,10 +137,10 @@ def _check_inputs(
         raise ValueError(f"render_frames: size must be one of {RENDER_SIZES}, got {size!r}")
     k = len(EXPRESSION_PARAMS)
     m = _as_array(mouth, "mouth")
-    if m.ndim != 2 or m.shape[1] != len(_MOUTH_COLUMNS) or m.shape[0] < 1:
+    if m.ndim != 2 or m.shape[1] != len(MOUTH_PARAMS) or m.shape[0] < 1:
         raise ValueError(
-            f"render_frames: mouth must be (t, {len(_MOUTH_COLUMNS)}) with columns "
-            f"{_MOUTH_COLUMNS} and t >= 1, got shape {m.shape}"
+            f"render_frames: mouth must be (t, {len(MOUTH_PARAMS)}) with columns "
+            f"{MOUTH_PARAMS} and t >= 1, got shape {m.shape}"
         )
     t = m.shape[0]
     e = _as_array(expression, "expression")
@@ -685,7 +686,9 @@ def _paint_dynamic(img: Tensor, face: _Face, grid: _Grid, before_face: Tensor) -
         s = (dx / torch.where(dx < 0, wl, wr)).clamp(-1.0, 1.0)
         y_top, _ = face.inner_top.at(s)
         y_bot, _ = face.inner_bottom.at(s)
-        cov_in = _coverage(d_in, sc)
+        # teeth fade in as the opening at the centre grows from 0.5 to 1.5 pixels
+        opening = (face.inner_bottom.a0 - face.inner_top.a0) * sc
+        cov_in = _coverage(d_in, sc) * (opening - 0.5).clamp(0.0, 1.0)
         teeth = torch.tensor([0.95, 0.95, 0.91, 1.0])
         _paint(img, b, torch.minimum(cov_in, _coverage(y - y_top - 0.022, sc)), teeth)
         _paint(img, b, torch.minimum(cov_in, _coverage(y_bot - 0.01 - y, sc)) * 0.7, teeth)
@@ -693,14 +696,17 @@ def _paint_dynamic(img: Tensor, face: _Face, grid: _Grid, before_face: Tensor) -
 
 def _warp(img: Tensor, pose: Tensor) -> Tensor:
     """Move and rotate the (t, 4, H, W) head layer by the head pose (t, 3) (dx, dy, roll)."""
-    t = img.shape[0]
-    c, s = torch.cos(pose[:, 2]), torch.sin(pose[:, 2])
-    a = torch.stack([torch.stack([c, s], -1), torch.stack([-s, c], -1)], -2)  # R(-roll)
-    pn = torch.tensor([2 * _PIVOT[0] - 1, 2 * _PIVOT[1] - 1])
-    shift = pn.view(1, 2) + 2.0 * pose[:, :2]
-    bias = pn.view(1, 2) - torch.einsum("tij,tj->ti", a, shift)
-    theta = torch.cat([a, bias.view(t, 2, 1)], dim=2)
-    grid = F.affine_grid(theta, list(img.shape), align_corners=False)
+    t, _, h, w = img.shape
+    c = torch.cos(pose[:, 2]).view(t, 1, 1)
+    s = torch.sin(pose[:, 2]).view(t, 1, 1)
+    # normalised output coordinates ([-1, 1], pixel centres) relative to the moved pivot
+    xn = (2.0 * torch.arange(w, dtype=torch.float32) + 1.0) / w - 1.0
+    yn = (2.0 * torch.arange(h, dtype=torch.float32) + 1.0) / h - 1.0
+    px = xn.view(1, 1, w) - (2 * _PIVOT[0] - 1 + 2 * pose[:, 0]).view(t, 1, 1)
+    py = yn.view(1, h, 1) - (2 * _PIVOT[1] - 1 + 2 * pose[:, 1]).view(t, 1, 1)
+    gx = (2 * _PIVOT[0] - 1) + c * px + s * py  # R(-roll): output pixel -> head layer
+    gy = (2 * _PIVOT[1] - 1) - s * px + c * py
+    grid = torch.stack([gx, gy], dim=-1)  # (t, H, W, 2)
     return F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
