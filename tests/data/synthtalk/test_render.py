@@ -61,12 +61,12 @@ def test_shapes_determinism_chunks_and_landmarks_only() -> None:
     assert (a.frames.float() - d.frames.float()).abs().mean() > 10  # another identity
     e = render_frames(sp, expression("fear", 2, sp), m, nuisance_tracks(9, 25.0, 4))
     assert not torch.equal(a.frames, e.frames)  # other nuisance seed
-    assert torch.get_num_threads() == torch.get_num_threads()  # threads restored (no error)
 
 
 def test_threads_setting_is_restored() -> None:
     before = torch.get_num_threads()
-    render_frames(SPEAKERS[0], expression("sad", 1), random_mouth(2, 1), threads=1)
+    other = 2 if before == 1 else 1
+    render_frames(SPEAKERS[0], expression("sad", 1), random_mouth(2, 1), threads=other)
     assert torch.get_num_threads() == before
 
 
