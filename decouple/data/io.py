@@ -304,18 +304,26 @@ def _swscale_has_threads() -> bool:
     return True
 
 
-def _rgb_converter(threads: int | None) -> Callable[[av.VideoFrame], np.ndarray]:
+def _rgb_converter(threads: int | None) -> Callable[..., np.ndarray]:
     """Frame -> (h, w, 3) uint8 RGB array through one swscale context (reused per stream).
 
     `threads` None leaves swscale's automatic threading; an int is passed on (as for the
     decoder: for small frames swscale's own threads made the conversion 2-6x slower on two
-    busy cores, 13-15 us vs 30-115 us per 128 x 128 frame).
+    busy cores, 13-15 us vs 30-115 us per 128 x 128 frame). With `out`, the RGB frame is
+    copied straight into that (h, w, 3) array (one copy instead of two).
     """
     reformatter = VideoReformatter()
     options = {"threads": threads} if threads is not None and _swscale_has_threads() else {}
 
-    def to_rgb(frame: av.VideoFrame) -> np.ndarray:
-        return reformatter.reformat(frame, format="rgb24", **options).to_ndarray()
+    def to_rgb(frame: av.VideoFrame, out: np.ndarray | None = None) -> np.ndarray:
+        rgb = reformatter.reformat(frame, format="rgb24", **options)
+        if out is None:
+            return rgb.to_ndarray()
+        plane = rgb.planes[0]  # packed rgb24 rows, each padded to plane.line_size bytes
+        h, w = rgb.height, rgb.width
+        rows = np.frombuffer(plane, np.uint8).reshape(h, plane.line_size)
+        out[...] = rows[:, : 3 * w].reshape(h, w, 3)
+        return out
 
     return to_rgb
 
@@ -567,12 +575,14 @@ def _read_video_range(
 ) -> Video:
     """Frames [start, stop) at the stream's own rate: seek, skip, convert only what is kept."""
     target = _as_input(src, label)
-    frames: list[np.ndarray] = []
+    buffer: np.ndarray | None = None  # (n, h, w, 3): the kept frames, converted in place
+    count = 0
     try:
         with av.open(target, "r") as container:
             if not container.streams.video:
                 raise MediaError(f"{label}: no video stream")
             vs = container.streams.video[0]
+            expected = (stop if stop is not None else max(vs.frames, start + 1)) - start
             # PyAV's default (thread_count 0) starts FFmpeg's slice threads; for small frames
             # their synchronisation costs more than they save (parallelism comes from
             # DataLoader workers), so a frame range is decoded on one thread by default.
@@ -595,17 +605,36 @@ def _read_video_range(
                     continue
                 if stop is not None and index >= stop:
                     break
-                frames.append(to_rgb(frame))
+                if buffer is None or count == buffer.shape[0] or buffer.shape[1:3] != (
+                    frame.height, frame.width
+                ):
+                    buffer = _grow(buffer, count, expected, frame.height, frame.width, label)
+                to_rgb(frame, buffer[count])
+                count += 1
     except MediaError:
         raise
     except (av.FFmpegError, OSError, ValueError, RuntimeError) as err:
         if isinstance(err, FileNotFoundError):
             raise
         raise MediaError(f"{label}: cannot decode ({err})") from err
-    if not frames:
+    if buffer is None or count == 0:
         raise MediaError(f"{label}: no frame in [{start}, {stop})")
     # t h w c, viewed as (t, 3, h, w): a window is collated (copied) next anyway
-    return Video(torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2), fps)
+    return Video(torch.from_numpy(buffer[:count]).permute(0, 3, 1, 2), fps)
+
+
+def _grow(
+    buffer: np.ndarray | None, count: int, expected: int, h: int, w: int, label: str
+) -> np.ndarray:
+    """A frame buffer with room for more frames (or the first one), keeping `count` frames."""
+    if buffer is not None and buffer.shape[1:3] != (h, w):
+        raise MediaError(f"{label}: the frame size changes inside the stream "
+                         f"({buffer.shape[2]}x{buffer.shape[1]} -> {w}x{h})")  # fmt: skip
+    size = max(expected, 1) if buffer is None else 2 * buffer.shape[0]
+    grown = np.empty((size, h, w, 3), np.uint8)
+    if buffer is not None:
+        grown[:count] = buffer[:count]
+    return grown
 
 
 def read_audio(
