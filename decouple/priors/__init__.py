@@ -16,13 +16,7 @@ Examples:
     160
 """
 
-from decouple.priors.base import (
-    FRAME_TIMES,
-    AudioPrior,
-    frame_times,
-    interpolate_to_frames,
-    mel_windows,
-)
+from decouple.priors.base import AudioPrior, frame_times, interpolate_to_frames
 from decouple.priors.descriptions import EMOTION_DESCRIPTIONS
 from decouple.priors.emotion_prompt import TINY_CLIP_CONFIG, EmotionPromptPrior
 from decouple.priors.mel import MelPrior
@@ -31,7 +25,6 @@ from decouple.priors.wav2vec2 import WAV2VEC2_ARCHITECTURES, Wav2Vec2Prior, load
 
 __all__ = [
     "EMOTION_DESCRIPTIONS",
-    "FRAME_TIMES",
     "TINY_CLIP_CONFIG",
     "WAV2VEC2_ARCHITECTURES",
     "AudioPrior",
@@ -42,5 +35,4 @@ __all__ = [
     "frame_times",
     "interpolate_to_frames",
     "load_wav2vec2_state_dict",
-    "mel_windows",
 ]

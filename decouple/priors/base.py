@@ -8,19 +8,16 @@ one waveform `(s,)`.
 Alignment convention (the one of `decouple.data.features`, used by
 the shard reader too):
 
-* video frame i is shown at time `i / fps` seconds from the start of the waveform;
+* video frame i is shown at time `tau_i = i / fps` seconds from the start of the waveform
+  ([frame_times][decouple.priors.base.frame_times]);
 * its own audio samples are `[round(i * sr / fps), round((i + 1) * sr / fps))`
   (`samples_for_frames`), so a waveform cut with
   `samples_for_frames(start, t, fps, sr)` is the audio of frames `start .. start + t - 1` and
   frame `start` is at time 0 of the cut;
-* the feature of frame i describes the audio *centred on* its time `tau_i`
-  ([frame_times][decouple.priors.base.frame_times]): with `frame_time="start"` (default)
-  `tau_i = i / fps`, the time `decouple.data.features.frame_to_video` centres its log-mel
-  windows on (so the shard reader's `features` agree); with `frame_time="centre"`
-  `tau_i = (i + 0.5) / fps`, the middle of the frame's own samples (the time SynthTalk
-  evaluates its per-frame labels at). The log-mel priors take the mel frame nearest to
-  `tau_i` as their window centre; 50 Hz wav2vec 2.0 features are linearly interpolated to
-  it ([interpolate_to_frames][decouple.priors.base.interpolate_to_frames]);
+* the feature of frame i describes the audio *centred on* `tau_i`: the log-mel window of
+  `frame_to_video` is centred there, and 50 Hz
+  wav2vec 2.0 features are linearly interpolated to it
+  ([interpolate_to_frames][decouple.priors.base.interpolate_to_frames]);
 * where the audio ends before the video, the last audio feature is repeated (replicate
   padding), so every frame gets a feature.
 
@@ -38,23 +35,17 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from decouple.data.features import AudioFeatureConfig, frame_to_video, samples_for_frames
+from decouple.data.features import samples_for_frames
 
-__all__ = ["FRAME_TIMES", "AudioPrior", "frame_times", "interpolate_to_frames", "mel_windows"]
-
-
-FRAME_TIMES = ("start", "centre")
-"""The two anchors of a frame's audio feature: its start `i / fps` or its centre
-`(i + 0.5) / fps`."""
+__all__ = ["AudioPrior", "frame_times", "interpolate_to_frames"]
 
 
-def frame_times(num_frames: int, fps: float, frame_time: str = "start") -> Tensor:
-    """Times of video frames `0 .. num_frames - 1` in seconds that their features centre on.
+def frame_times(num_frames: int, fps: float) -> Tensor:
+    """Times of video frames `0 .. num_frames - 1` in seconds: `tau_i = i / fps`.
 
     Args:
         num_frames: Video frames t (>= 0).
         fps: Video frame rate (> 0).
-        frame_time: `"start"`: `tau_i = i / fps`; `"centre"`: `tau_i = (i + 0.5) / fps`.
 
     Returns:
         Times (t,), float64.
@@ -62,59 +53,10 @@ def frame_times(num_frames: int, fps: float, frame_time: str = "start") -> Tenso
     Examples:
         >>> frame_times(3, fps=25)
         tensor([0.0000, 0.0400, 0.0800], dtype=torch.float64)
-        >>> frame_times(2, fps=25, frame_time="centre")
-        tensor([0.0200, 0.0600], dtype=torch.float64)
     """
     _check_count(num_frames, "num_frames")
     _check_fps(fps)
-    offset = _anchor(frame_time)
-    return (torch.arange(num_frames, dtype=torch.float64) + offset) / fps
-
-
-def _anchor(frame_time: str) -> float:
-    if frame_time not in FRAME_TIMES:
-        raise ValueError(f"frame_time must be 'start' or 'centre', got {frame_time!r}")
-    return 0.0 if frame_time == "start" else 0.5
-
-
-def mel_windows(
-    features: Tensor,
-    num_frames: int,
-    fps: float,
-    context: int,
-    config: AudioFeatureConfig,
-    frame_time: str = "start",
-) -> Tensor:
-    """`frame_to_video` windows centred on the frame times of `frame_time`.
-
-    `"start"` is `frame_to_video` itself. For `"centre"`, the frames of a video at twice the
-    rate are at `k / (2 fps)`; the odd ones, `k = 2 i + 1`, are at `(i + 0.5) / fps`, so the
-    windows are `frame_to_video(features, 2 t, 2 fps)[..., 1::2, :, :]` (one implementation
-    of the framing, as the project wants).
-
-    Args:
-        features: Audio features (..., a, f).
-        num_frames: Video frames t.
-        fps: Video frame rate.
-        context: Feature frames per window.
-        config: Feature parameters (sample rate and hop).
-        frame_time: `"start"` or `"centre"`.
-
-    Returns:
-        Windows (..., t, context, f).
-
-    Examples:
-        >>> from decouple.data.features import DEFAULT_FEATURES
-        >>> feats = torch.arange(10.0)[:, None]  # 10 mel frames, 10 ms apart
-        >>> mel_windows(feats, 3, 25, 1, DEFAULT_FEATURES)[:, 0, 0]  # at 0, 40, 80 ms
-        tensor([0., 4., 8.])
-        >>> mel_windows(feats, 3, 25, 1, DEFAULT_FEATURES, "centre")[:, 0, 0]  # 20, 60, 100 ms
-        tensor([2., 6., 9.])
-    """
-    if _anchor(frame_time) == 0.0:
-        return frame_to_video(features, num_frames, fps, context=context, config=config)
-    double = frame_to_video(features, 2 * num_frames, 2 * fps, context=context, config=config)
-    return double[..., 1::2, :, :]
+    return torch.arange(num_frames, dtype=torch.float64) / fps
 
 
 def interpolate_to_frames(features: Tensor, feature_times: Tensor, times: Tensor) -> Tensor:
@@ -175,8 +117,6 @@ class AudioPrior(nn.Module, ABC):
     Attributes:
         dim: Size d of each frame's feature.
         fps: Default video frame rate when `forward` is given none.
-        frame_time: `"start"` (frame i's feature centred on `i / fps`, default) or
-            `"centre"` (on `(i + 0.5) / fps`).
 
     Examples:
         >>> class Loudness(AudioPrior):  # RMS of each frame's own samples
@@ -193,18 +133,15 @@ class AudioPrior(nn.Module, ABC):
 
     dim: int
     fps: float
-    frame_time: str
 
-    def __init__(self, dim: int, fps: float = 30.0, frame_time: str = "start") -> None:
+    def __init__(self, dim: int, fps: float = 30.0) -> None:
         super().__init__()
         _check_count(dim, "dim")
         if dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim}")
         _check_fps(fps)
-        _anchor(frame_time)
         self.dim = int(dim)
         self.fps = float(fps)
-        self.frame_time = frame_time
 
     @abstractmethod
     def _features(self, waveform: Tensor, sample_rate: int, num_frames: int, fps: float) -> Tensor:

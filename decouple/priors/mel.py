@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from decouple.data.features import DEFAULT_FEATURES, AudioFeatureConfig, log_mel
+from decouple.data.features import DEFAULT_FEATURES, AudioFeatureConfig, frame_to_video, log_mel
 from decouple.data.io import resample_audio
-from decouple.priors.base import AudioPrior, mel_windows
+from decouple.priors.base import AudioPrior
 
 __all__ = ["MelPrior"]
 
@@ -18,8 +18,7 @@ class MelPrior(AudioPrior):
     `decouple.data.io.resample_audio`, turned into log-mel frames with
     `decouple.data.features.log_mel` (every 10 ms by default) and framed with
     `decouple.data.features.frame_to_video`: frame i gets the `context`
-    mel frames centred on its time, `i / fps` (or `(i + 0.5) / fps` with
-    `frame_time="centre"`), with replicate padding at the ends. `forward`
+    mel frames centred on its time `i / fps` (replicate padding at the ends). `forward`
     flattens each window context-major (`feature[c * n_mels + m]` = band m of window frame
     c), so `dim = context * n_mels`; [windows][decouple.priors.MelPrior.windows] keeps the
     window shape (t, context, n_mels). No parameters: the prior is fixed.
@@ -28,7 +27,6 @@ class MelPrior(AudioPrior):
         context: Mel frames per video frame (16 = 160 ms at the default 10 ms hop).
         config: Audio feature parameters (sample rate, hop, bands).
         fps: Default video frame rate.
-        frame_time: `"start"` or `"centre"` (see [AudioPrior][decouple.priors.AudioPrior]).
 
     Examples:
         >>> import torch
@@ -44,11 +42,10 @@ class MelPrior(AudioPrior):
         context: int = 16,
         config: AudioFeatureConfig = DEFAULT_FEATURES,
         fps: float = 30.0,
-        frame_time: str = "start",
     ) -> None:
         if isinstance(context, bool) or not isinstance(context, int) or context < 1:
             raise ValueError(f"context must be an int >= 1, got {context!r}")
-        super().__init__(dim=context * config.n_mels, fps=fps, frame_time=frame_time)
+        super().__init__(dim=context * config.n_mels, fps=fps)
         self.context = context
         self.config = config
 
@@ -77,5 +74,5 @@ class MelPrior(AudioPrior):
     def _features(self, waveform: Tensor, sample_rate: int, num_frames: int, fps: float) -> Tensor:
         wave = resample_audio(waveform, sample_rate, self.config.sample_rate)
         mel = log_mel(wave, self.config)  # (b, a, n_mels)
-        win = mel_windows(mel, num_frames, fps, self.context, self.config, self.frame_time)
+        win = frame_to_video(mel, num_frames, fps, context=self.context, config=self.config)
         return win.flatten(-2)  # (b, t, context * n_mels)

@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from decouple.data.features import DEFAULT_FEATURES, AudioFeatureConfig, log_mel
+from decouple.data.features import DEFAULT_FEATURES, AudioFeatureConfig, frame_to_video, log_mel
 from decouple.data.io import resample_audio
-from decouple.priors.base import AudioPrior, mel_windows
+from decouple.priors.base import AudioPrior
 
 __all__ = ["PhonemeAudioPrior"]
 
@@ -45,8 +45,8 @@ class PhonemeAudioPrior(AudioPrior):
     3. Conv1d(n_mels, width, 5) + GELU, then per dilation a residual dilated
        Conv1d(width, width, 3) + GELU: (b, width, a);
     4. Conv1d(width, dim, 1): (b, a, dim);
-    5. the mel frame at each video frame's time (`i / fps`, or `(i + 0.5) / fps` with
-       `frame_time="centre"`; `frame_to_video` with context 1):
+    5. the mel frame at each video frame's time `i / fps`
+       (`frame_to_video` with context 1):
        (b, t, dim), the output of `forward`;
     6. `head`, Linear(dim, num_phonemes): (b, t, num_phonemes), the output of
        [logits][decouple.priors.PhonemeAudioPrior.logits].
@@ -63,8 +63,6 @@ class PhonemeAudioPrior(AudioPrior):
         dilations: One residual block per dilation.
         config: Audio feature parameters.
         fps: Default video frame rate.
-        frame_time: `"start"` or `"centre"` (see [AudioPrior][decouple.priors.AudioPrior]);
-            use the time the labels were taken at (SynthTalk: frame centres).
 
     Examples:
         >>> prior = PhonemeAudioPrior(num_phonemes=5, dim=16, width=16)
@@ -84,12 +82,11 @@ class PhonemeAudioPrior(AudioPrior):
         dilations: Sequence[int] = (1, 2, 4, 8),
         config: AudioFeatureConfig = DEFAULT_FEATURES,
         fps: float = 30.0,
-        frame_time: str = "start",
     ) -> None:
         for label, v in (("num_phonemes", num_phonemes), ("width", width)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{label} must be a positive int, got {v!r}")
-        super().__init__(dim=dim, fps=fps, frame_time=frame_time)
+        super().__init__(dim=dim, fps=fps)
         self.config = config
         self.num_phonemes = num_phonemes
         self.norm = nn.LayerNorm(config.n_mels)
@@ -105,7 +102,7 @@ class PhonemeAudioPrior(AudioPrior):
         wave = resample_audio(waveform, sample_rate, self.config.sample_rate)
         mel = self.norm(log_mel(wave, self.config).to(self.norm.weight.dtype))  # (b, a, n_mels)
         enc = self.encoder(mel.transpose(1, 2)).transpose(1, 2)  # (b, a, dim)
-        return mel_windows(enc, num_frames, fps, 1, self.config, self.frame_time)[:, :, 0]
+        return frame_to_video(enc, num_frames, fps, context=1, config=self.config)[:, :, 0]
 
     def logits(
         self,

@@ -201,8 +201,7 @@ class Wav2Vec2Prior(AudioPrior):
     4. `layer = 0`: these conv features; `layer = k >= 1`: the output of transformer layer
        k (what `model.extract_features(x, num_layers=k)[0][-1]` gives; CDRL uses k = 20 of
        XLSR-53), (b, a, D);
-    5. linear interpolation, per channel, at the video frame times `i / fps` (or
-       `(i + 0.5) / fps` with `frame_time="centre"`)
+    5. linear interpolation, per channel, at the video frame times `i / fps`
        ([interpolate_to_frames][decouple.priors.base.interpolate_to_frames]; the first /
        last feature before / after the ends), (b, t, D);
     6. optionally a learned `nn.Linear(D, projection_dim)` (CDRL: 1024 -> 512), (b, t, dim).
@@ -225,7 +224,6 @@ class Wav2Vec2Prior(AudioPrior):
         normalize_waveform: Override the architecture's waveform normalisation (required
             for a dict architecture: default False there).
         fps: Default video frame rate.
-        frame_time: `"start"` or `"centre"` (see [AudioPrior][decouple.priors.AudioPrior]).
 
     Examples:
         >>> import tempfile, pathlib
@@ -252,7 +250,6 @@ class Wav2Vec2Prior(AudioPrior):
         freeze: bool = True,
         normalize_waveform: bool | None = None,
         fps: float = 30.0,
-        frame_time: str = "start",
     ) -> None:
         arch, params = _resolve_architecture(architecture)
         if weights is None:
@@ -269,7 +266,7 @@ class Wav2Vec2Prior(AudioPrior):
         if normalize_waveform is None:
             normalize_waveform = arch.normalize_waveform if arch is not None else False
         self._setup(model, layer=layer, projection_dim=projection_dim, freeze=freeze,
-                    normalize_waveform=normalize_waveform, fps=fps, frame_time=frame_time)
+                    normalize_waveform=normalize_waveform, fps=fps)
         self.architecture = arch.name if arch is not None else "custom"
 
     @classmethod
@@ -282,7 +279,6 @@ class Wav2Vec2Prior(AudioPrior):
         freeze: bool = True,
         normalize_waveform: bool = False,
         fps: float = 30.0,
-        frame_time: str = "start",
     ) -> Wav2Vec2Prior:
         """Wrap a `Wav2Vec2Model` you already have (its weights are used as they are).
 
@@ -294,7 +290,6 @@ class Wav2Vec2Prior(AudioPrior):
             freeze: Keep wav2vec 2.0 frozen.
             normalize_waveform: Normalise each waveform to zero mean, unit variance first.
             fps: Default video frame rate.
-            frame_time: `"start"` or `"centre"`.
 
         Returns:
             The prior.
@@ -312,7 +307,7 @@ class Wav2Vec2Prior(AudioPrior):
             )
         self = cls.__new__(cls)
         self._setup(model, layer=layer, projection_dim=projection_dim, freeze=freeze,
-                    normalize_waveform=normalize_waveform, fps=fps, frame_time=frame_time)
+                    normalize_waveform=normalize_waveform, fps=fps)
         self.architecture = "custom"
         return self
 
@@ -325,7 +320,6 @@ class Wav2Vec2Prior(AudioPrior):
         freeze: bool,
         normalize_waveform: bool,
         fps: float,
-        frame_time: str,
     ) -> None:
         num_layers = len(model.encoder.transformer.layers)
         if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer <= num_layers:
@@ -344,7 +338,7 @@ class Wav2Vec2Prior(AudioPrior):
             raise ValueError(
                 f"projection_dim must be a positive int or None, got {projection_dim!r}"
             )
-        super().__init__(dim=projection_dim or width, fps=fps, frame_time=frame_time)
+        super().__init__(dim=projection_dim or width, fps=fps)
         self.model = model
         self.layer = layer
         self.layer_dim = width
@@ -455,12 +449,12 @@ class Wav2Vec2Prior(AudioPrior):
         wave = resample_audio(waveform, sample_rate, SAMPLE_RATE)
         feats = self.layer_features(wave)  # (b, a, D)
         out = interpolate_to_frames(feats, self.feature_times(feats.shape[1]),
-                                    frame_times(num_frames, fps, self.frame_time))
+                                    frame_times(num_frames, fps))
         return self.projection(out) if self.projection is not None else out
 
     def extra_repr(self) -> str:
         """Architecture, layer and sizes."""
         return (f"architecture={self.architecture!r}, layer={self.layer}, "
                 f"layer_dim={self.layer_dim}, dim={self.dim}, freeze={self.freeze}, "
-                f"normalize_waveform={self.normalize_waveform}, frame_time={self.frame_time!r}")
+                f"normalize_waveform={self.normalize_waveform}")
 

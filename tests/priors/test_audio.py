@@ -26,7 +26,6 @@ from decouple.priors import (
 
 def test_frame_times_are_i_over_fps() -> None:
     assert frame_times(4, 30).tolist() == [0.0, 1 / 30, 2 / 30, 3 / 30]
-    assert frame_times(2, 30, "centre").tolist() == [0.5 / 30, 1.5 / 30]
     assert frame_times(0, 25).numel() == 0
 
 
@@ -52,21 +51,18 @@ def test_interpolate_to_frames_rejects_unsorted_times() -> None:
 # ------------------------------------------------------------------ MelPrior
 
 
-@pytest.mark.parametrize("frame_time", ["start", "centre"])
-def test_mel_prior_windows_follow_the_frame_to_video_convention(frame_time: str) -> None:
-    """Naive loop: frame i's window is mel frames round(tau_i * 100) - c//2 + k, clamped,
-    tau_i = i / fps ("start") or (i + 0.5) / fps ("centre")."""
+def test_mel_prior_windows_follow_the_frame_to_video_convention() -> None:
+    """Naive loop: frame i's window is mel frames round(i * 100 / fps) - c//2 + k, clamped."""
     torch.manual_seed(0)
     wave = torch.randn(12345) * 0.1
     fps, context = 29.97, 5
-    prior = MelPrior(context=context, fps=fps, frame_time=frame_time)
+    prior = MelPrior(context=context, fps=fps)
     t = 40
     win = prior.windows(wave, 16000, t)
     mel = log_mel(wave)
     a = mel.shape[0]
-    offset = 0.0 if frame_time == "start" else 0.5
     for i in range(t):
-        centre = math.floor((i + offset) * 100 / fps + 0.5)
+        centre = math.floor(i * 100 / fps + 0.5)
         for k in range(context):
             j = min(max(centre - context // 2 + k, 0), a - 1)
             torch.testing.assert_close(win[i, k], mel[j], rtol=0, atol=0)
@@ -120,8 +116,6 @@ def test_audio_prior_input_errors() -> None:
         prior(torch.zeros(1000), 0, 3)
     with pytest.raises(ValueError, match="fps"):
         prior(torch.zeros(1000), 16000, 3, fps=-1)
-    with pytest.raises(ValueError, match="'start' or 'centre'"):
-        MelPrior(frame_time="middle")
     assert prior(torch.zeros(2, 1000), 16000, 0).shape == (2, 0, 80)
 
 
@@ -171,22 +165,19 @@ def test_wav2vec2_waveform_normalisation_matches_the_bundle_wrapper(
         assert (ours[1] - whole[1]).abs().max() > 1e-2
 
 
-@pytest.mark.parametrize("frame_time", ["start", "centre"])
 def test_wav2vec2_forward_interpolates_to_frame_times(
-    tiny_wav2vec2_file: tuple[Path, dict[str, Any], torch.nn.Module], frame_time: str
+    tiny_wav2vec2_file: tuple[Path, dict[str, Any], torch.nn.Module],
 ) -> None:
-    """Independent reference: numpy.interp of torchaudio's features at t_i = (i + o) / fps."""
+    """Independent reference: numpy.interp of torchaudio's features at t_i = i / fps."""
     path, arch, model = tiny_wav2vec2_file
-    prior = Wav2Vec2Prior(path, architecture=arch, layer=1, frame_time=frame_time)
-    offset = 0.0 if frame_time == "start" else 0.5
+    prior = Wav2Vec2Prior(path, architecture=arch, layer=1)
     sr, fps, t = 22050, 29.97, 31
     wave = torch.randn(int(sr * 1.05)) * 0.2
     out = prior(wave, sr, t, fps=fps).double()
     feats = _reference(model, resample_audio(wave, sr, 16000)[None], 1)[0].double()
     ftimes = (np.arange(feats.shape[0]) * 320 + 199.5) / 16000
     ref = np.stack(
-        [np.interp((np.arange(t) + offset) / fps, ftimes, feats[:, d].numpy())
-         for d in range(16)], -1
+        [np.interp(np.arange(t) / fps, ftimes, feats[:, d].numpy()) for d in range(16)], -1
     )
     np.testing.assert_allclose(out.numpy(), ref, rtol=1e-5, atol=1e-5)
 

@@ -38,13 +38,19 @@ mouth is the dominance-weighted mean of the targets,
 the parameter ranges. Bilabials and labiodentals dominate lip aperture and lip shape
 strongly (alpha 30 and 10 against about 1-2 for vowels), so the lips do close at every
 p, b and m while neighbouring vowels open fully; their rounding dominance is low, so a
-`b` before `UW` is already rounded (anticipatory coarticulation). The track is evaluated at
-the frame centres `(i + 0.5) / fps`: a closed-form function of time, so two frame rates
-sample the same motion.
+`b` before `UW` is already rounded (anticipatory coarticulation). The track is a
+closed-form function of time, evaluated at the frame times `i / fps`
+([frame_times][decouple.data.synthtalk.visemes.frame_times]), so two frame rates sample the
+same motion.
 
-Besides the mouth track, per frame: the phoneme id and viseme id at the frame centre, and
+Besides the mouth track, per frame: the phoneme id and viseme id at the frame time, and
 the **content position** (the ground truth position on the sentence's phoneme timeline,
 [content_positions][decouple.data.synthtalk.visemes.content_positions]).
+
+Frame time convention: the project's (`decouple.data.features.frame_to_video` and
+`samples_for_frames`): video frame i is shown at `i / fps` seconds, its presentation time;
+every per-frame track of this module samples frame i at that instant, the time the audio
+priors and the shard reader's `features` of frame i are centred on.
 
 Examples:
     >>> ph = [("sil", 0.0, 0.1), ("M", 0.1, 0.2), ("AA", 0.2, 0.45), ("P", 0.45, 0.55),
@@ -298,7 +304,7 @@ def phoneme_id(symbol: str) -> int:
 
 
 def frame_times(fps: float, num_frames: int) -> np.ndarray:
-    """Frame centre times `(i + 0.5) / fps`, the instants every per-frame track samples.
+    """Frame times `i / fps` (presentation times), the instants every per-frame track samples.
 
     Args:
         fps: Frames per second (positive).
@@ -309,18 +315,18 @@ def frame_times(fps: float, num_frames: int) -> np.ndarray:
 
     Examples:
         >>> frame_times(25, 3).tolist()
-        [0.02, 0.06, 0.1]
+        [0.0, 0.04, 0.08]
     """
     _check_fps_frames(fps, num_frames)
-    return (np.arange(num_frames, dtype=np.float64) + 0.5) / float(fps)
+    return np.arange(num_frames, dtype=np.float64) / float(fps)
 
 
 def mouth_track(phonemes: Sequence[tuple[str, float, float]], fps: float, num_frames: int
                 ) -> np.ndarray:
     """The per-frame mouth parameters of a phoneme timeline, with coarticulation.
 
-    The dominance model of the module docstring, evaluated at the frame centres. Frames
-    past the end of the timeline hold the last instant's value.
+    The dominance model of the module docstring, evaluated at the frame times `i / fps`.
+    Frames past the end of the timeline hold the last instant's value.
 
     Args:
         phonemes: The timeline, `(name, start, end)` per phoneme in seconds (names from
@@ -340,7 +346,7 @@ def mouth_track(phonemes: Sequence[tuple[str, float, float]], fps: float, num_fr
     Examples:
         >>> ph = [("sil", 0.0, 0.05), ("B", 0.05, 0.12), ("UW", 0.12, 0.4), ("sil", 0.4, 0.5)]
         >>> m = mouth_track(ph, fps=30, num_frames=15)
-        >>> i = 2  # frame centre 0.083 s, inside the b
+        >>> i = 2  # frame time 0.067 s, inside the b
         >>> bool(m[i, 0] < 0.05), bool(m[i, 2] > 0.3)  # lips closed, already rounded
         (True, True)
     """
@@ -348,7 +354,7 @@ def mouth_track(phonemes: Sequence[tuple[str, float, float]], fps: float, num_fr
     t = frame_times(fps, num_frames)
     vis, a, b, w = _viseme_segments(starts, ends, names)
     t = np.clip(t, starts[0], ends[-1])
-    # distance of each frame centre outside each segment: (t, n)
+    # distance of each frame time outside each segment: (t, n)
     d = np.maximum(0.0, np.maximum(a[None, :] - t[:, None], t[:, None] - b[None, :]))
     fall = np.exp(-np.square(d / DOMINANCE_WIDTH[vis][None, :]))
     dom = fall[:, :, None] * (DOMINANCE[vis] * w[:, None])[None, :, :]  # (t, n, 4)
@@ -363,7 +369,7 @@ def mouth_track(phonemes: Sequence[tuple[str, float, float]], fps: float, num_fr
 
 def content_positions(phonemes: Sequence[tuple[str, float, float]], fps: float,
                       num_frames: int) -> np.ndarray:
-    """The ground-truth position on the sentence's phoneme timeline at each frame centre.
+    """The ground-truth position on the sentence's phoneme timeline at each frame time.
 
     Counting only non-silence phonemes `0 .. n - 1`, the position inside phoneme `k` is
     `k + (t - start_k) / (end_k - start_k)`; during a silence it stays at the number of
@@ -385,7 +391,7 @@ def content_positions(phonemes: Sequence[tuple[str, float, float]], fps: float,
     Examples:
         >>> ph = [("sil", 0.0, 0.1), ("HH", 0.1, 0.2), ("AY", 0.2, 0.4), ("sil", 0.4, 0.5)]
         >>> content_positions(ph, fps=20, num_frames=10).astype(float).round(3).tolist()
-        [0.0, 0.0, 0.25, 0.75, 1.125, 1.375, 1.625, 1.875, 2.0, 2.0]
+        [0.0, 0.0, 0.0, 0.5, 1.0, 1.25, 1.5, 1.75, 2.0, 2.0]
     """
     starts, ends, names = _check_timeline(phonemes)
     t = frame_times(fps, num_frames)
@@ -403,7 +409,7 @@ def content_positions(phonemes: Sequence[tuple[str, float, float]], fps: float,
 
 def phoneme_ids(phonemes: Sequence[tuple[str, float, float]], fps: float, num_frames: int
                 ) -> np.ndarray:
-    """The phoneme id at each frame centre.
+    """The phoneme id at each frame time `i / fps`.
 
     Ids as [phoneme_id][decouple.data.synthtalk.visemes.phoneme_id].
 
@@ -413,7 +419,7 @@ def phoneme_ids(phonemes: Sequence[tuple[str, float, float]], fps: float, num_fr
         num_frames: Number of frames `t`.
 
     Returns:
-        `(t,)` int64; a frame centre in a gap or past the end is silence (0).
+        `(t,)` int64; a frame time in a gap or past the end is silence (0).
 
     Raises:
         ValueError: As [mouth_track][decouple.data.synthtalk.visemes.mouth_track].
@@ -430,7 +436,7 @@ def phoneme_ids(phonemes: Sequence[tuple[str, float, float]], fps: float, num_fr
 
 def viseme_ids(phonemes: Sequence[tuple[str, float, float]], fps: float, num_frames: int
                ) -> np.ndarray:
-    """The viseme id at each frame centre.
+    """The viseme id at each frame time `i / fps`.
 
     Ids are positions in [VISEMES][decouple.data.synthtalk.visemes.VISEMES]. A diphthong
     shows its first viseme over the first 55 % of its time, then its second.
@@ -441,7 +447,7 @@ def viseme_ids(phonemes: Sequence[tuple[str, float, float]], fps: float, num_fra
         num_frames: Number of frames `t`.
 
     Returns:
-        `(t,)` int64; a frame centre in a gap or past the end is `sil` (0).
+        `(t,)` int64; a frame time in a gap or past the end is `sil` (0).
 
     Raises:
         ValueError: As [mouth_track][decouple.data.synthtalk.visemes.mouth_track].
@@ -449,7 +455,7 @@ def viseme_ids(phonemes: Sequence[tuple[str, float, float]], fps: float, num_fra
     Examples:
         >>> ph = [("sil", 0.0, 0.1), ("AY", 0.1, 0.3), ("M", 0.3, 0.4)]
         >>> [VISEMES[i] for i in viseme_ids(ph, fps=20, num_frames=8)]
-        ['sil', 'sil', 'AA', 'AA', 'IY', 'IY', 'PBM', 'PBM']
+        ['sil', 'sil', 'AA', 'AA', 'AA', 'IY', 'PBM', 'PBM']
     """
     starts, ends, names = _check_timeline(phonemes)
     vis, a, b, _ = _viseme_segments(starts, ends, names)

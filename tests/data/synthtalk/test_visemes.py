@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 
+from decouple.data.features import samples_for_frames
 from decouple.data.synthtalk.visemes import (
     DOMINANCE,
     DOMINANCE_WIDTH,
@@ -49,8 +50,8 @@ def timeline(*items: tuple[str, float]) -> list[Phoneme]:
 
 
 def centre_frame(p: Phoneme, fps: float) -> int:
-    """The frame whose centre is nearest the phoneme's centre."""
-    return round((p.start + p.end) / 2 * fps - 0.5)
+    """The frame whose time `i / fps` is nearest the phoneme's centre."""
+    return round((p.start + p.end) / 2 * fps)
 
 
 def naive_track(phonemes: list[Phoneme], t: float) -> np.ndarray:
@@ -128,8 +129,13 @@ def test_phoneme_id_and_errors() -> None:
 
 
 def test_frame_times() -> None:
-    assert np.allclose(frame_times(25, 4), [0.02, 0.06, 0.10, 0.14])
-    assert np.allclose(frame_times(30.0, 2), [1 / 60, 3 / 60])
+    # frame i at its presentation time i / fps (decouple.data.features' convention)
+    assert np.allclose(frame_times(25, 4), [0.0, 0.04, 0.08, 0.12])
+    assert np.allclose(frame_times(30.0, 2), [0.0, 1 / 30])
+    # the instant where frame i's own samples start (samples_for_frames, halves round up)
+    for fps in (25, 29.97, 30):
+        starts = [samples_for_frames(i, 1, fps, 16000).start for i in range(50)]
+        np.testing.assert_array_equal(np.floor(frame_times(fps, 50) * 16000 + 0.5), starts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,8 +167,8 @@ def test_bilabials_close_and_vowels_open(fps: int) -> None:
     assert m[0, OPEN] < 0.05 and abs(m[0, LIP]) < 0.05  # leading silence: at rest
 
 
-def test_short_bilabial_between_frame_centres_still_closes() -> None:
-    # a 38 ms p (as espeak makes before l) whose centre falls between two 25 fps frame centres
+def test_short_bilabial_between_frame_times_still_closes() -> None:
+    # a 38 ms p (as espeak makes before l) whose centre falls between two 25 fps frame times
     ph = timeline(("sil", 0.1), ("AA", 0.141), ("P", 0.038), ("L", 0.06), ("AE", 0.15),
                   ("sil", 0.1))
     m = mouth_track(ph, 25, 15)
@@ -175,7 +181,7 @@ def test_anticipatory_rounding() -> None:
     # the b of "boo" is rounded, the b of "bee" is spread: rounding comes from the neighbour
     boo = mouth_track(timeline(("sil", 0.1), ("B", 0.07), ("UW", 0.2), ("sil", 0.1)), 100, 47)
     bee = mouth_track(timeline(("sil", 0.1), ("B", 0.07), ("IY", 0.2), ("sil", 0.1)), 100, 47)
-    i = 13  # centre 0.135 s, inside the b
+    i = 13  # frame time 0.13 s, inside the b (0.1 .. 0.17)
     assert boo[i, OPEN] < 0.05 and bee[i, OPEN] < 0.05
     assert boo[i, ROUND] > 0.4 > bee[i, ROUND]
     assert bee[i, WIDTH] > 0.1 > 0.0 > boo[i, WIDTH]
@@ -202,13 +208,16 @@ def test_within_documented_ranges() -> None:
 
 
 def test_one_function_of_time_at_any_frame_rate() -> None:
-    # frame i at 25 fps has the same centre as frame 3i + 1 at 75 fps
+    # frame i at 25 fps is at the same time i / 25 as frame 3i at 75 fps
     ph = random_timeline(np.random.default_rng(2), 10)
     n = math.ceil(ph[-1].end * 25)
     m25 = mouth_track(ph, 25, n)
     m75 = mouth_track(ph, 75, 3 * n)
-    np.testing.assert_allclose(m75[1::3], m25, atol=1e-6)
-    np.testing.assert_array_equal(viseme_ids(ph, 75, 3 * n)[1::3], viseme_ids(ph, 25, n))
+    np.testing.assert_allclose(m75[::3], m25, atol=1e-6)
+    np.testing.assert_array_equal(viseme_ids(ph, 75, 3 * n)[::3], viseme_ids(ph, 25, n))
+    np.testing.assert_array_equal(phoneme_ids(ph, 75, 3 * n)[::3], phoneme_ids(ph, 25, n))
+    np.testing.assert_allclose(content_positions(ph, 75, 3 * n)[::3],
+                               content_positions(ph, 25, n), atol=1e-6)
 
 
 def test_gaps_are_at_rest_and_frames_past_the_end_hold() -> None:
@@ -226,8 +235,8 @@ def test_content_positions_known_answer() -> None:
     ph = timeline(("sil", 0.1), ("HH", 0.1), ("AY", 0.2), ("sil", 0.1), ("M", 0.1),
                   ("sil", 0.1))
     got = content_positions(ph, 20, 16)
-    # frame centres 0.025, 0.075, ...; speech phonemes HH [0.1, 0.2), AY [0.2, 0.4), M [0.5, 0.6)
-    want = [0, 0, 0.25, 0.75, 1.125, 1.375, 1.625, 1.875, 2, 2, 2.25, 2.75, 3, 3, 3, 3]
+    # frame times 0, 0.05, 0.1, ...; speech phonemes HH [0.1, 0.2), AY [0.2, 0.4), M [0.5, 0.6)
+    want = [0, 0, 0, 0.5, 1, 1.25, 1.5, 1.75, 2, 2, 2, 2.5, 3, 3, 3, 3]
     np.testing.assert_allclose(got, want, atol=1e-6)
 
 
@@ -261,8 +270,8 @@ def test_phoneme_and_viseme_ids() -> None:
     vid = viseme_ids(ph, 20, 12)
     assert pid.dtype == vid.dtype == np.int64
     assert [PHONEMES[i] for i in pid] == ["sil"] * 2 + ["M"] * 2 + ["AY"] * 4 + ["sil"] * 4
-    # AY: AA over its first 55 % (0.2 .. 0.31), IY after
-    assert [VISEMES[i] for i in vid] == (["sil"] * 2 + ["PBM"] * 2 + ["AA"] * 2 + ["IY"] * 2
+    # frame times 0, 0.05, ...; AY: AA over its first 55 % (0.2 .. 0.31: 0.2, 0.25, 0.3), IY after
+    assert [VISEMES[i] for i in vid] == (["sil"] * 2 + ["PBM"] * 2 + ["AA"] * 3 + ["IY"] * 1
                                          + ["sil"] * 4)
 
 
