@@ -1,4 +1,4 @@
-"""The sample schema of the shards (version 1): one WebDataset sample = one clip.
+"""The sample schema of the shards (version 2): one WebDataset sample = one clip.
 
 A sample is a run of tar members sharing a key, `KEY.EXT` (WebDataset's convention: the key is
 the member name up to the first dot):
@@ -9,10 +9,13 @@ the member name up to the first dot):
 | `KEY.mp4` | the face-crop video, encoded (H.264 in mp4 by default) (required) |
 | `KEY.flac` | the audio, mono, lossless, at the split's sample rate (required) |
 | `KEY.NAME.npy` | optional arrays, `np.save(allow_pickle=False)`; `KEY.align.npy`: DTW path |
+| `KEY.NAME.json` | optional JSON objects (version 2), e.g. a generator's per-clip parameters |
 
-Keys and array names use only `[A-Za-z0-9_-]` (no dots, so the member name splits into key
+Keys, array and extra names use only `[A-Za-z0-9_-]` (no dots, so the member name splits into key
 and extension without ambiguity; no slashes, so a key is never a path). Metadata is JSON and
 arrays are `.npy`: nothing in a shard is ever unpickled.
+
+Version history: 2 added the optional `KEY.NAME.json` members (extras); 1 was the first.
 
 The index file and the writer and reader are in `decouple.data.shards`; the validator is
 `decouple.data.validate`. The full description is on the data-format page of the docs.
@@ -33,6 +36,7 @@ import numpy as np
 __all__ = [
     "ALIGN",
     "ARRAY_SUFFIX",
+    "EXTRA_SUFFIX",
     "AUDIO",
     "KEY_PATTERN",
     "MAX_KEY_LENGTH",
@@ -51,7 +55,7 @@ __all__ = [
     "member_problems",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of the sample and index format. Readers refuse any other version."""
 
 META = "json"
@@ -62,6 +66,8 @@ AUDIO = "flac"
 """Member extension of the encoded audio."""
 ARRAY_SUFFIX = ".npy"
 """Extension suffix of optional arrays: member `KEY.NAME.npy` holds array `NAME`."""
+EXTRA_SUFFIX = ".json"
+"""Extension suffix of optional JSON extras: member `KEY.NAME.json` holds extra `NAME`."""
 ALIGN = "align"
 """Array name of the DTW path from the group's reference clip to this clip."""
 
@@ -107,7 +113,7 @@ class SchemaVersionError(RuntimeError):
 
     Examples:
         >>> print(SchemaVersionError("data/train-index.json", 2, 1))
-        data/train-index.json: schema_version 2 is not supported (this code reads version 1); ...
+        data/train-index.json: schema_version 1 is not supported (this code reads version 2); ...
     """
 
     def __init__(self, path: str, found: object, supported: int = SCHEMA_VERSION) -> None:
@@ -408,6 +414,9 @@ class Clip:
             `decouple.data.io.read_audio`.
         arrays: Optional arrays by name (`KEY.NAME.npy`); `"align"` is the `(l, 2)` int32 DTW
             path from the group's reference clip (column 0) to this clip (column 1).
+        extras: Optional JSON objects by name (`KEY.NAME.json`), e.g. the parameters a
+            synthetic corpus needs to re-render the clip. Values must be JSON-serialisable
+            (finite numbers; no NaN).
 
     Examples:
         >>> import numpy as np
@@ -419,6 +428,9 @@ class Clip:
         ['flac', 'json', 'landmarks.npy', 'mp4']
         >>> Clip.from_members("k1", members, "train-000000.tar:k1").arrays["landmarks"].shape
         (2, 68, 2)
+        >>> extra = Clip("k1", meta, b"video", b"audio", extras={"params": {"seed": 3}})
+        >>> list(extra.to_members()), Clip.from_members("k1", extra.to_members(), "x").extras
+        (['json', 'mp4', 'flac', 'params.json'], {'params': {'seed': 3}})
     """
 
     key: str
@@ -426,18 +438,21 @@ class Clip:
     video: bytes
     audio: bytes
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    extras: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_members(self) -> dict[str, bytes]:
         """The tar members of this sample by extension, in writing order.
 
-        Metadata first, then video, audio and the arrays sorted by name.
+        Metadata first, then video, audio, the arrays sorted by name and the extras sorted by
+        name.
 
         Returns:
-            `{"json": ..., "mp4": ..., "flac": ..., "NAME.npy": ...}`.
+            `{"json": ..., "mp4": ..., "flac": ..., "NAME.npy": ..., "NAME.json": ...}`.
 
         Raises:
-            SchemaError: If the key or an array name is invalid, the media are empty, or an
-                array cannot be saved without pickling (object dtype).
+            SchemaError: If the key, an array or extra name is invalid, the media are empty,
+                an array cannot be saved without pickling (object dtype), or an extra is not
+                a JSON object of finite values.
 
         Examples:
             >>> meta = ClipMeta("mead", "M003", "angry", 1, 3, "001", "", 25.0, 16000, 2, 1280,
@@ -458,6 +473,11 @@ class Clip:
         for name in sorted(self.arrays):
             check_key(name, where, "array name")
             members[name + ARRAY_SUFFIX] = encode_array(self.arrays[name], f"{where}.{name}")
+        for name in sorted(self.extras):
+            check_key(name, where, "extra name")
+            if name + ARRAY_SUFFIX in members:
+                raise SchemaError(where, name, "an array and an extra share this name")
+            members[name + EXTRA_SUFFIX] = _encode_extra(self.extras[name], f"{where}.{name}")
         return members
 
     @classmethod
@@ -467,7 +487,7 @@ class Clip:
 
         Args:
             key: The sample key.
-            members: Bytes by extension (`json`, `mp4`, `flac`, `NAME.npy`).
+            members: Bytes by extension (`json`, `mp4`, `flac`, `NAME.npy`, `NAME.json`).
             where: Context for errors, `shard:key`.
 
         Returns:
@@ -475,7 +495,8 @@ class Clip:
 
         Raises:
             SchemaError: Naming `where` and the member: a required member missing, an unknown
-                member, invalid metadata, or an array that is not a plain `.npy`.
+                member, invalid metadata, an array that is not a plain `.npy`, or an extra
+                that is not a UTF-8 JSON object.
 
         Examples:
             >>> Clip.from_members("k1", {"json": b"{}"}, "train-000000.tar:k1")
@@ -492,8 +513,35 @@ class Clip:
             for ext, blob in members.items()
             if ext.endswith(ARRAY_SUFFIX)
         }
+        extras = {
+            ext[: -len(EXTRA_SUFFIX)]: _decode_extra(blob, where, ext)
+            for ext, blob in members.items()
+            if ext != META and ext.endswith(EXTRA_SUFFIX)
+        }
         meta = ClipMeta.from_bytes(members[META], where)
-        return cls(key, meta, bytes(members[VIDEO]), bytes(members[AUDIO]), arrays)
+        return cls(key, meta, bytes(members[VIDEO]), bytes(members[AUDIO]), arrays, extras)
+
+
+def _encode_extra(value: object, where: str) -> bytes:
+    if not isinstance(value, Mapping):
+        raise SchemaError(where, "extra", f"expected a JSON object (dict), got "
+                                          f"{type(value).__name__}")  # fmt: skip
+    try:
+        text = json.dumps(dict(value), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as err:
+        raise SchemaError(where, "extra", f"not JSON-serialisable with finite numbers: {err}"
+                          ) from err  # fmt: skip
+    return text.encode("utf-8")
+
+
+def _decode_extra(blob: bytes, where: str, member: str) -> dict[str, Any]:
+    try:
+        value = json.loads(bytes(blob).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise SchemaError(where, member, f"not valid UTF-8 JSON: {err}") from err
+    if not isinstance(value, dict):
+        raise SchemaError(where, member, f"expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 def member_problems(key: str, members: Mapping[str, bytes]) -> list[tuple[str, str]]:
@@ -512,7 +560,7 @@ def member_problems(key: str, members: Mapping[str, bytes]) -> list[tuple[str, s
 
     Examples:
         >>> member_problems("k1", {"json": b"{}", "mp4": b"", "txt": b"x"})
-        [('flac', 'missing member k1.flac'), ('mp4', 'member k1.mp4 is empty'), ('txt', 'unknown member k1.txt (expected json, mp4, flac or NAME.npy)')]
+        [('flac', 'missing member k1.flac'), ('mp4', 'member k1.mp4 is empty'), ('txt', 'unknown member k1.txt (expected json, mp4, flac, NAME.npy or NAME.json)')]
     """  # noqa: E501
     out: list[tuple[str, str]] = []
     for ext in (META, VIDEO, AUDIO):
@@ -524,12 +572,14 @@ def member_problems(key: str, members: Mapping[str, bytes]) -> list[tuple[str, s
         if ext in (META, VIDEO, AUDIO):
             if len(blob) == 0:
                 out.append((ext, f"member {key}.{ext} is empty"))
-        elif not ext.endswith(ARRAY_SUFFIX):
-            out.append((ext, f"unknown member {key}.{ext} (expected json, mp4, flac or NAME.npy)"))
+        elif not ext.endswith((ARRAY_SUFFIX, EXTRA_SUFFIX)):
+            out.append((ext, f"unknown member {key}.{ext} (expected json, mp4, flac, NAME.npy "
+                             "or NAME.json)"))
         else:
-            name = ext[: -len(ARRAY_SUFFIX)]
+            name = ext.rpartition(".")[0]
             if not KEY_PATTERN.fullmatch(name) or len(name) > MAX_KEY_LENGTH:
-                out.append((ext, f"array name {name!r} of {key}.{ext}: expected 1 to "
+                what = "array" if ext.endswith(ARRAY_SUFFIX) else "extra"
+                out.append((ext, f"{what} name {name!r} of {key}.{ext}: expected 1 to "
                                  f"{MAX_KEY_LENGTH} characters of [A-Za-z0-9_-]"))
     return out
 

@@ -156,7 +156,7 @@ def test_schema_version_mismatch_fails_at_once(split_dir: Path, tmp_path: Path) 
     root = tmp_path / "v2"
     shutil.copytree(split_dir, root)
     index = root / "train-index.json"
-    index.write_text(index.read_text().replace('"schema_version": 1', '"schema_version": 99'))
+    index.write_text(index.read_text().replace('"schema_version": 2', '"schema_version": 99'))
     with pytest.raises(SchemaVersionError, match="99"):
         ShardDataset(root, "train", batch_size=1)
 

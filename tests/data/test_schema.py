@@ -47,8 +47,35 @@ def meta_dict(**overrides) -> dict:
     return d
 
 
-def test_schema_version_is_one() -> None:
-    assert SCHEMA_VERSION == 1
+def test_schema_version_is_two() -> None:
+    assert SCHEMA_VERSION == 2
+
+
+def test_extras_round_trip_and_errors() -> None:
+    meta = ClipMeta(**meta_dict())
+    params = {"seed": 7, "speaker": {"skin": [0.5, 0.25, 0.125]}, "text": "h\u00e9llo"}
+    clip = Clip("k1", meta, b"v", b"a", {"x": np.zeros((2, 2), np.float32)}, {"params": params})
+    members = clip.to_members()
+    assert list(members) == ["json", "mp4", "flac", "x.npy", "params.json"]
+    assert json.loads(members["params.json"]) == params
+    back = Clip.from_members("k1", members, "t.tar:k1")
+    assert back.extras == {"params": params} and back.arrays["x"].shape == (2, 2)
+    with pytest.raises(SchemaError, match="not JSON-serialisable"):
+        Clip("k1", meta, b"v", b"a", extras={"p": {"v": float("nan")}}).to_members()
+    with pytest.raises(SchemaError, match="expected a JSON object"):
+        Clip("k1", meta, b"v", b"a", extras={"p": [1, 2]}).to_members()  # type: ignore[dict-item]
+    with pytest.raises(SchemaError, match="extra name"):
+        Clip("k1", meta, b"v", b"a", extras={"a.b": {}}).to_members()
+    with pytest.raises(SchemaError, match="share this name"):
+        Clip("k1", meta, b"v", b"a", {"p": np.zeros(2)}, {"p": {}}).to_members()
+    bad = dict(members, **{"params.json": b"[1]"})
+    with pytest.raises(SchemaError, match=r"t\.tar:k1: field 'params\.json': expected a JSON object"):
+        Clip.from_members("k1", bad, "t.tar:k1")
+    bad = dict(members, **{"params.json": b"\xff{"})
+    with pytest.raises(SchemaError, match="not valid UTF-8 JSON"):
+        Clip.from_members("k1", bad, "t.tar:k1")
+    assert member_problems("k1", dict(members, **{"a b.json": b"{}"}))[0][1].startswith(
+        "extra name 'a b'")
 
 
 def test_meta_round_trip() -> None:
@@ -253,7 +280,7 @@ def test_member_problems_lists_them_all() -> None:
     assert member_problems("k", members) == [
         ("flac", "missing member k.flac"),
         ("json", "member k.json is empty"),
-        ("txt", "unknown member k.txt (expected json, mp4, flac or NAME.npy)"),
+        ("txt", "unknown member k.txt (expected json, mp4, flac, NAME.npy or NAME.json)"),
         ("bad.name.npy", "array name 'bad.name' of k.bad.name.npy: expected 1 to 200 characters "
                          "of [A-Za-z0-9_-]"),
     ]
@@ -291,10 +318,10 @@ def test_corrupt_npy() -> None:
 
 
 def test_error_types_and_messages() -> None:
-    err = SchemaVersionError("/data/train-index.json", 2, 1)
+    err = SchemaVersionError("/data/train-index.json", 1, 2)
     assert not isinstance(err, SchemaError)  # a reader must not skip it like a bad sample
-    assert (err.found, err.supported, err.path) == (2, 1, "/data/train-index.json")
-    assert "schema_version 2 is not supported (this code reads version 1)" in str(err)
+    assert (err.found, err.supported, err.path) == (1, 2, "/data/train-index.json")
+    assert "schema_version 1 is not supported (this code reads version 2)" in str(err)
     shard_err = ShardError("/data/train-000001.tar", "truncated", key="c9")
     assert isinstance(shard_err, OSError)
     assert str(shard_err) == "/data/train-000001.tar: truncated (after sample 'c9')"

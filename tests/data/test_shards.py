@@ -154,7 +154,7 @@ def test_round_trip_with_real_media(tmp_path: Path) -> None:
     raw = json.loads((tmp_path / "train-index.json").read_text())
     size = (tmp_path / "train-000000.tar").stat().st_size
     assert raw == {
-        "schema_version": 1,
+        "schema_version": 2,
         "split": "train",
         "emotion_set": {"name": "mead", "names": list(MEAD.names)},
         "fps": 25.0,
@@ -486,7 +486,7 @@ def test_corrupt_index_json(split_dir: Path) -> None:
     assert info.value.where == str(path)
 
 
-@pytest.mark.parametrize("found", [2, 0])
+@pytest.mark.parametrize("found", [1, 3, 0])
 def test_schema_version_mismatch_fails_at_once(split_dir: Path, found: int) -> None:
     def edit(d: dict) -> None:
         d["schema_version"] = found
@@ -495,9 +495,9 @@ def test_schema_version_mismatch_fails_at_once(split_dir: Path, found: int) -> N
     path = _edit_index(split_dir, edit)
     with pytest.raises(SchemaVersionError) as info:
         read_index(split_dir, "train")
-    assert (info.value.found, info.value.supported) == (found, 1)
+    assert (info.value.found, info.value.supported) == (found, 2)
     assert str(path) in str(info.value)
-    assert f"schema_version {found} is not supported (this code reads version 1)" in str(
+    assert f"schema_version {found} is not supported (this code reads version 2)" in str(
         info.value)
 
 

@@ -231,19 +231,19 @@ def test_size_and_count_mismatch_with_the_index(split: Path) -> None:
 def test_schema_version_mismatch_is_the_only_problem(split: Path) -> None:
     index = index_path(split, "train")
     d = json.loads(index.read_text())
-    d["schema_version"] = 2
+    d["schema_version"] = 1
     index.write_text(json.dumps(d))
     (split / "train-000001.tar").unlink()  # not looked at: nothing can be trusted
     problems = validate_shards(split, "train")
     assert len(problems) == 1
     assert problems[0].shard == "train-index.json" and problems[0].key == ""
     assert problems[0].message.startswith(
-        "schema_version 2 is not supported (this code reads version 1)")
+        "schema_version 1 is not supported (this code reads version 2)")
 
 
 def test_corrupt_or_missing_index(split: Path) -> None:
     index = index_path(split, "train")
-    index.write_text('{"schema_version": 1, "split": ')
+    index.write_text('{"schema_version": 2, "split": ')
     [problem] = validate_shards(split, "train")
     assert problem.shard == "train-index.json" and problem.message.startswith("not valid JSON")
     index.unlink()
@@ -278,7 +278,7 @@ def test_every_problem_of_a_sample_is_reported(split: Path) -> None:
     messages = [p.message for p in problems]
     assert messages[0] == "field 'flac': missing member M003-fear-021.flac"
     assert messages[1] == ("field 'txt': unknown member M003-fear-021.txt (expected json, mp4, "
-                           "flac or NAME.npy)")
+                           "flac, NAME.npy or NAME.json)")
     assert messages[2].startswith("field 'pose.npy': not a valid .npy array without pickle")
     assert messages[3:] == [
         "field 'fps': 30 differs from the split's 25",
