@@ -36,8 +36,8 @@ import numpy as np
 __all__ = [
     "ALIGN",
     "ARRAY_SUFFIX",
-    "EXTRA_SUFFIX",
     "AUDIO",
+    "EXTRA_SUFFIX",
     "KEY_PATTERN",
     "MAX_KEY_LENGTH",
     "META",
@@ -112,7 +112,7 @@ class SchemaVersionError(RuntimeError):
         supported: The version this code reads.
 
     Examples:
-        >>> print(SchemaVersionError("data/train-index.json", 2, 1))
+        >>> print(SchemaVersionError("data/train-index.json", 1, 2))
         data/train-index.json: schema_version 1 is not supported (this code reads version 2); ...
     """
 

@@ -69,7 +69,8 @@ def test_extras_round_trip_and_errors() -> None:
     with pytest.raises(SchemaError, match="share this name"):
         Clip("k1", meta, b"v", b"a", {"p": np.zeros(2)}, {"p": {}}).to_members()
     bad = dict(members, **{"params.json": b"[1]"})
-    with pytest.raises(SchemaError, match=r"t\.tar:k1: field 'params\.json': expected a JSON object"):
+    match = r"t\.tar:k1: field 'params\.json': expected a JSON object"
+    with pytest.raises(SchemaError, match=match):
         Clip.from_members("k1", bad, "t.tar:k1")
     bad = dict(members, **{"params.json": b"\xff{"})
     with pytest.raises(SchemaError, match="not valid UTF-8 JSON"):
