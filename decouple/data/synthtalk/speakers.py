@@ -44,7 +44,6 @@ __all__ = [
     "IRIS_COLOURS",
     "VOICE_VARIANTS",
     "SpeakerParams",
-    "available_voice_variants",
     "sample_speakers",
     "split_speakers",
 ]
@@ -94,31 +93,13 @@ VOICE_VARIANTS: dict[str, str] = {
     "f1": "female", "f2": "female", "f3": "female", "f4": "female", "f5": "female",
     "linda": "female", "steph": "female",
 }
-"""The espeak-ng voice variants speakers are drawn from (all present in `espeakng_loader`'s
-`espeak-ng-data/voices/!v`; the robotic, whispering and novelty variants are left out) -> the
-gender the variant file declares."""
+"""The espeak-ng voice variants speakers are drawn from -> the gender the variant file declares.
+
+All are present in `espeakng_loader`'s `espeak-ng-data/voices/!v` (listed by
+[available_variants][decouple.data.synthtalk.speech.available_variants], the one home of that
+listing); the robotic, whispering and novelty variants are left out."""
 
 _JAW_RANGE = (0.62, 0.92)
-
-
-def available_voice_variants() -> list[str]:
-    """The variant names present in the installed espeak-ng data (`voices/!v`).
-
-    Returns:
-        Sorted file names of `espeakng_loader.get_data_path()/voices/!v`.
-
-    Raises:
-        ImportError: If `espeakng-loader` (the optional `speech` extra) is not installed.
-
-    Examples:
-        >>> set(VOICE_VARIANTS) <= set(available_voice_variants())
-        True
-    """
-    import os
-
-    import espeakng_loader
-
-    return sorted(os.listdir(os.path.join(espeakng_loader.get_data_path(), "voices", "!v")))
 
 
 RGB = tuple[float, float, float]

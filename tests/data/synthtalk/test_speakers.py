@@ -83,7 +83,10 @@ def test_json_errors_name_the_field() -> None:
 def test_voice_variants_exist_in_espeak_data() -> None:
     espeakng_loader = pytest.importorskip("espeakng_loader")
     folder = os.path.join(espeakng_loader.get_data_path(), "voices", "!v")
+    from decouple.data.synthtalk.speech import available_variants
+
     present = set(os.listdir(folder))
+    assert set(available_variants()) == present  # the one listing of the variants
     assert set(VOICE_VARIANTS) <= present
     for name, gender in VOICE_VARIANTS.items():  # the declared gender matches the variant file
         with open(os.path.join(folder, name), encoding="utf-8", errors="replace") as fh:
