@@ -5,13 +5,14 @@
 | `spec` | `ImageSpec`: channel order, value range, normalisation and size, checked at input |
 | `conv_backbone` | `ConvBackbone`: small conv-BN-ReLU trunk for 64-128 px crops (CPU) |
 | `iresnet` | `IResNet`, `iresnet50`: ArcFace IResNet in insightface's key layout, truncatable |
-| `checkpoint` | `load_state_file`, `load_weights`, `save_weights`: safe weight files |
 | `attention` | `AudioQueriedAttention`: the CCRL block (audio query over a visual map) |
 | `content` | `VisualContentEncoder`: backbone + attention + projection (Ec) |
 | `emotion` | `EmotionEncoder`: image tower + head (Ee) |
 | `ccrl`, `cerl` | `CCRL`, `CERL`: trainable modules with `loss(batch)` |
 
 Names are imported on first use (so `import decouple.encoders` stays light).
+`CheckpointError`, `load_state_file`, `load_weights` and `save_weights` are re-exported from
+`decouple.checkpoint`, the one home of weight files.
 
 Examples:
     >>> import torch
@@ -27,15 +28,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # static names for type checkers and the API docs; imported lazily at run time
+    from decouple.checkpoint import CheckpointError, load_state_file, load_weights, save_weights
     from decouple.encoders.attention import AudioQueriedAttention, sincos_2d
     from decouple.encoders.ccrl import CCRL
     from decouple.encoders.cerl import CERL
-    from decouple.encoders.checkpoint import (
-        CheckpointError,
-        load_state_file,
-        load_weights,
-        save_weights,
-    )
     from decouple.encoders.content import VisualContentEncoder
     from decouple.encoders.conv_backbone import ConvBackbone
     from decouple.encoders.emotion import EmotionEncoder
@@ -43,6 +39,7 @@ if TYPE_CHECKING:  # static names for type checkers and the API docs; imported l
     from decouple.encoders.iresnet import STAGES, IBasicBlock, IResNet, iresnet50
     from decouple.encoders.spec import ImageSpec, ImageSpecError
 
+# name -> module: a submodule of decouple.encoders, or a full module path (re-exports)
 _EXPORTS = {
     "ImageSpec": "spec",
     "ImageSpecError": "spec",
@@ -51,10 +48,10 @@ _EXPORTS = {
     "IResNet": "iresnet",
     "STAGES": "iresnet",
     "iresnet50": "iresnet",
-    "CheckpointError": "checkpoint",
-    "load_state_file": "checkpoint",
-    "load_weights": "checkpoint",
-    "save_weights": "checkpoint",
+    "CheckpointError": "decouple.checkpoint",
+    "load_state_file": "decouple.checkpoint",
+    "load_weights": "decouple.checkpoint",
+    "save_weights": "decouple.checkpoint",
     "AudioQueriedAttention": "attention",
     "sincos_2d": "attention",
     "freeze": "freeze",
@@ -90,7 +87,9 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'decouple.encoders' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"decouple.encoders.{module}"), name)
+    if "." not in module:
+        module = f"decouple.encoders.{module}"
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

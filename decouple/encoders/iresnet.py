@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from decouple.encoders.checkpoint import load_weights
+from decouple.checkpoint import load_weights
 from decouple.encoders.spec import ImageSpec
 
 __all__ = ["STAGES", "IBasicBlock", "IResNet", "iresnet50"]
@@ -221,7 +221,7 @@ class IResNet(nn.Module):
 
         Raises:
             FileNotFoundError: If the file does not exist.
-            decouple.encoders.checkpoint.CheckpointError: If the keys do not fit.
+            decouple.checkpoint.CheckpointError: If the keys do not fit.
 
         Examples:
             >>> full = IResNet((1, 1, 1, 1), stop_at="embedding")

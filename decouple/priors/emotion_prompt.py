@@ -25,8 +25,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from decouple.checkpoint import CheckpointError, check_state, read_weights, write_weights
 from decouple.data.registry import canonical_emotion
-from decouple.priors._weights import check_keys, read_tensors, write_tensors
 from decouple.priors.descriptions import EMOTION_DESCRIPTIONS
 
 __all__ = ["TINY_CLIP_CONFIG", "EmotionPromptPrior"]
@@ -609,7 +609,7 @@ class EmotionPromptPrior(nn.Module):
         """
         meta = {"format": _FORMAT, "emotion_names": list(self.emotion_names),
                 "descriptions": list(self.descriptions), "n_ctx": self.n_ctx}
-        return write_tensors(path, self.prompt_state_dict(), meta)
+        return write_weights(path, self.prompt_state_dict(), meta)
 
     def load_prompts(self, path: str | os.PathLike) -> EmotionPromptPrior:
         """Load a context saved by [save_prompts][decouple.priors.EmotionPromptPrior.save_prompts].
@@ -621,8 +621,8 @@ class EmotionPromptPrior(nn.Module):
             self.
 
         Raises:
-            ValueError: Missing / unexpected keys or shapes (named), or other emotion names
-                or descriptions than this prior's.
+            decouple.checkpoint.CheckpointError: Missing / unexpected keys or shapes (named),
+                or other emotion names or descriptions than this prior's.
 
         Examples:
             >>> import tempfile, pathlib
@@ -631,14 +631,15 @@ class EmotionPromptPrior(nn.Module):
             >>> EmotionPromptPrior.tiny(["sad"]).load_prompts(f)
             Traceback (most recent call last):
             ...
-            ValueError: ...bad.pt: state dict does not match: missing keys ['ctx']; unexpected ...
+            decouple.checkpoint.CheckpointError: ...bad.pt does not fit ... missing keys (1): ctx...
         """
-        state, meta = read_tensors(path, "an EmotionPromptPrior prompt file")
-        check_keys(self.prompt_state_dict(), state, str(path))
+        state, meta = read_weights(path, what="an EmotionPromptPrior prompt file")
+        check_state(self.prompt_state_dict(), state, source=str(path),
+                    target="the EmotionPromptPrior prompts")
         for key, mine in (("emotion_names", list(self.emotion_names)),
                           ("descriptions", list(self.descriptions))):
             if key in meta and list(meta[key]) != mine:
-                raise ValueError(
+                raise CheckpointError(
                     f"{path}: field {key!r} is {meta[key]}, this prior has {mine}: the context "
                     "was learnt for other prompts (rows must be in the same order)"
                 )

@@ -27,8 +27,8 @@ except ImportError as _err:  # pragma: no cover - depends on the environment
         f"decouple.priors.wav2vec2 needs torchaudio ({_err}): pip install 'decouple[audio]'"
     ) from _err
 
+from decouple.checkpoint import check_state, read_weights
 from decouple.data.io import resample_audio
-from decouple.priors._weights import check_keys, read_tensors
 from decouple.priors.base import AudioPrior, frame_times, interpolate_to_frames
 
 __all__ = [
@@ -159,7 +159,8 @@ def load_wav2vec2_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
 
     Raises:
         FileNotFoundError: No such file (the message says how to make one).
-        ValueError: The file is not a dict of tensors.
+        decouple.checkpoint.CheckpointError: The file cannot be read safely or is not a
+            dict of tensors.
 
     Examples:
         >>> import tempfile, pathlib
@@ -170,7 +171,7 @@ def load_wav2vec2_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
         >>> sorted(load_wav2vec2_state_dict(p)) == sorted(m.state_dict())
         True
     """
-    state, _ = read_tensors(path, "a wav2vec 2.0 state dict")
+    state, _ = read_weights(path, what="a wav2vec 2.0 state dict")
     if state and all(k.startswith("model.") for k in state):
         state = {k[len("model."):]: v for k, v in state.items()}
     return state
@@ -261,7 +262,9 @@ class Wav2Vec2Prior(AudioPrior):
         state = load_wav2vec2_state_dict(path)
         hint = (f" (the file is not a {arch.name} model: pass the matching architecture)"
                 if arch is not None else "")
-        check_keys(model.state_dict(), state, str(path), hint)
+        name = arch.name if arch is not None else "custom"
+        check_state(model.state_dict(), state, source=str(path),
+                    target=f"Wav2Vec2Model ({name})", hint=hint)
         model.load_state_dict(state)
         if normalize_waveform is None:
             normalize_waveform = arch.normalize_waveform if arch is not None else False

@@ -214,8 +214,8 @@ def test_wav2vec2_mismatched_state_dict_names_keys(
         Wav2Vec2Prior(bad, architecture=arch, layer=1)
     msg = str(err.value)
     assert str(bad) in msg
-    assert "missing keys ['encoder.transformer.layers.1.final_layer_norm.weight']" in msg
-    assert "unexpected keys ['aux.weight']" in msg
+    assert "missing keys (1): encoder.transformer.layers.1.final_layer_norm.weight" in msg
+    assert "unexpected keys (1): aux.weight" in msg
     # the right keys for another architecture: shapes named, and the hint
     good = tmp_path / "tiny.pt"
     torch.save(model.state_dict(), good)
