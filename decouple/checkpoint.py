@@ -339,7 +339,7 @@ def check_state(
     Raises:
         CheckpointError: `"<source> does not fit <target>: missing keys (n): ...; unexpected
             keys (n): ...; shape mismatches (n): key: file (..) vs model (..)"` with the
-            keys in natural order, several keys of one parent module shown as
+            keys in natural order, more than 3 keys of one parent module shown as
             `parent.* (k keys)`.
 
     Examples:
@@ -428,12 +428,12 @@ def _natural(key: str) -> list[Any]:
 
 
 def _names(keys: Iterable[str], limit: int = _SHOW) -> str:
-    """Keys in natural order, grouped by parent module (`layer2.4.bn1.* (5 keys)`)."""
+    """Keys in natural order; more than 3 of one parent module as `layer2.4.bn1.* (5 keys)`."""
     groups: dict[str, list[str]] = {}
     for key in sorted(keys, key=_natural):
         groups.setdefault(key.rpartition(".")[0], []).append(key)
     items = []
     for parent, ks in groups.items():
-        items += ks if len(ks) == 1 or not parent else [f"{parent}.* ({len(ks)} keys)"]
+        items += ks if len(ks) <= 3 or not parent else [f"{parent}.* ({len(ks)} keys)"]
     shown = ", ".join(items[:limit])
     return shown + (f", ... ({len(items) - limit} more groups)" if len(items) > limit else "")

@@ -198,12 +198,17 @@ def test_missing_unexpected_and_shape_errors_name_the_keys(tmp_path: Path) -> No
 
 def test_many_keys_are_grouped_by_module_in_natural_order() -> None:
     expected = {f"layer{i}.{j}.w{k}": torch.zeros(1) for i in (1, 2, 10) for j in (0, 1)
-                for k in range(3)}  # fmt: skip
+                for k in range(4)}  # fmt: skip
     got = {k: v for k, v in expected.items() if not k.startswith("layer2.")}
     with pytest.raises(CheckpointError) as err:
         check_state(expected, got, source="f.pt", target="Net")
-    assert str(err.value) == ("f.pt does not fit Net: missing keys (6): layer2.0.* (3 keys), "
-                              "layer2.1.* (3 keys)")
+    assert str(err.value) == ("f.pt does not fit Net: missing keys (8): layer2.0.* (4 keys), "
+                              "layer2.1.* (4 keys)")
+    # up to 3 keys of a module are listed
+    with pytest.raises(CheckpointError) as err:
+        check_state(expected, {k: v for k, v in expected.items() if k[-1] != "0"}, source="f.pt")
+    assert str(err.value) == ("f.pt does not fit the model: missing keys (6): layer1.0.w0, "
+                              "layer1.1.w0, layer2.0.w0, layer2.1.w0, layer10.0.w0, layer10.1.w0")
     with pytest.raises(CheckpointError) as err:
         check_state({}, {f"b{i}": torch.zeros(1) for i in (10, 2, 1)}, source="f.pt")
     # top-level keys are listed one by one, 1 < 2 < 10

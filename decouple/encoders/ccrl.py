@@ -2,7 +2,7 @@
 
 A [VisualContentEncoder][decouple.encoders.VisualContentEncoder] queried by per-frame audio
 features, trained with [EmotionAwareNCE][decouple.losses.EmotionAwareNCE] over parallel
-batches ([ParallelWindows][decouple.data.ParallelWindows]): the positives of a frame are the
+batches ([ParallelWindows][decouple.data.batches.ParallelWindows]): the positives of a frame are the
 aligned frames of the same sentence in the other emotions, its negatives the other frames of
 the same emotion.
 
@@ -39,8 +39,8 @@ def _need(batch: dict[str, Any], key: str, what: str) -> Any:
 class CCRL(nn.Module):
     """The CCRL module: content encoder + audio prior + EmotionAwareNCE, `loss(batch)`.
 
-    Batch keys (a collated [ParallelWindows][decouple.data.ParallelWindows] batch of b groups,
-    e renditions, t aligned frames):
+    Batch keys (a collated [ParallelWindows][decouple.data.batches.ParallelWindows] batch of b
+    groups, e renditions, t aligned frames):
 
     * `video`: (b, e, t, 3, h, w) RGB frames, uint8 or float in [0, 1].
     * `emotion`: (b, e) int emotion ids of the renditions.

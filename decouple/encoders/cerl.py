@@ -3,7 +3,8 @@
 An [EmotionEncoder][decouple.encoders.EmotionEncoder] trained with
 [EmotionAugmentedNCE][decouple.losses.EmotionAugmentedNCE] against the emotion anchors of a
 vision-language prior (`EmotionPromptPrior.prior()`, one normalised row per emotion), over
-batches of E emotions x C clips of other content ([EmotionBatches][decouple.data.EmotionBatches]):
+batches of E emotions x C clips of other content
+([EmotionBatches][decouple.data.batches.EmotionBatches]):
 
     video (n, t, 3, h, w) --frames_per_clip--> frames (n t', 3, h, w)
     EmotionEncoder(frames) -> z (n t', d), L2-normalised
@@ -36,7 +37,7 @@ def _need(batch: dict[str, Any], key: str, what: str) -> Any:
 class CERL(nn.Module):
     """The CERL module: emotion encoder + emotion prompt prior + EmotionAugmentedNCE.
 
-    Batch keys (an [EmotionBatches][decouple.data.EmotionBatches] batch of n clips):
+    Batch keys (an [EmotionBatches][decouple.data.batches.EmotionBatches] batch of n clips):
 
     * `video`: (n, t, 3, h, w) windows or (n, 3, h, w) single frames, RGB, uint8 or float in
       [0, 1].
