@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # static names for type checkers and the API docs; imported l
     from decouple.encoders.content import VisualContentEncoder
     from decouple.encoders.conv_backbone import ConvBackbone
     from decouple.encoders.emotion import EmotionEncoder
-    from decouple.encoders.freeze import freeze
+    from decouple.encoders._freeze import freeze
     from decouple.encoders.iresnet import STAGES, IBasicBlock, IResNet, iresnet50
     from decouple.encoders.spec import ImageSpec, ImageSpecError
 
@@ -54,7 +54,7 @@ _EXPORTS = {
     "save_weights": "decouple.checkpoint",
     "AudioQueriedAttention": "attention",
     "sincos_2d": "attention",
-    "freeze": "freeze",
+    "freeze": "_freeze",
     "VisualContentEncoder": "content",
     "EmotionEncoder": "emotion",
     "CCRL": "ccrl",

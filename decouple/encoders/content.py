@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from decouple.encoders.attention import AudioQueriedAttention
-from decouple.encoders.freeze import freeze
+from decouple.encoders._freeze import freeze
 from decouple.encoders.spec import ImageSpec
 
 __all__ = ["VisualContentEncoder"]

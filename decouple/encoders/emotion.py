@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from decouple.encoders.freeze import freeze
+from decouple.encoders._freeze import freeze
 from decouple.encoders.spec import ImageSpec
 
 __all__ = ["EmotionEncoder"]
