@@ -22,3 +22,28 @@ torch.set_num_threads(1)
 def _seed() -> None:
     """Every test starts from the same random state."""
     torch.manual_seed(0)
+
+
+# ----------------------------------------------------------------------------- SynthTalk
+
+# The tiny SynthTalk set every test reuses (generated once per session, about 5-8 s on two
+# cores): 5 speakers (4 train, 1 held out by split_speakers), 2 sentences, neutral and the
+# other seven MEAD emotions at level 3 (8 clips a group, 80 in all), 64 px, 25 fps.
+SYNTHTALK_TINY = {"speakers": 5, "sentences": 2, "levels": (3,), "size": 64, "fps": 25,
+                  "seed": 0, "workers": 2}
+
+
+@pytest.fixture(scope="session")
+def synthtalk_tiny(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """A generated SynthTalk corpus: `.root` (directory with splits train and test),
+    `.config` (its SynthTalkConfig) and `.summary` (generate's summary). Skipped without
+    espeak-ng (the `speech` extra). Read-only: tests must not write into `.root`."""
+    pytest.importorskip("espeakng_loader")
+    from types import SimpleNamespace
+
+    from decouple.data.synthtalk.corpus import SynthTalkConfig, generate
+
+    root = tmp_path_factory.mktemp("synthtalk_tiny")
+    config = SynthTalkConfig(**SYNTHTALK_TINY)
+    summary = generate(root, config, progress=False)
+    return SimpleNamespace(root=root, config=config, summary=summary)

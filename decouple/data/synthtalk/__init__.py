@@ -13,6 +13,12 @@ faces.
 | `render` | anti-aliased frames and 68-point landmarks from speaker, expression, mouth, nuisance |
 | `speech` | espeak-ng speech with emotional prosody and phoneme timings (optional `speech` extra) |
 | `visemes` | phoneme -> viseme -> per-frame mouth parameters, content positions |
+| `captions` | captions from the ground truth ("a young speaker ..., smiling broadly") |
+| `corpus` | the corpus into shards (`generate`), counterfactual re-rendering, reading back |
+
+The CLI is `python -m decouple.data.synthtalk --out DIR --speakers N --seed S`. The
+counterfactual renderer is `decouple.data.synthtalk.corpus.render` (not re-exported here: the
+name `render` is the renderer's module).
 
 The main names are re-exported here and imported on first use.
 
@@ -44,6 +50,13 @@ _EXPORTS = {
     "synthesize": "speech",
     "speak": "speech",
     "prosody": "speech",
+    "caption": "captions",
+    "SynthTalkConfig": "corpus",
+    "Rerendered": "corpus",
+    "generate": "corpus",
+    "load_clip": "corpus",
+    "iter_clips": "corpus",
+    "clip_key": "corpus",
     "MOUTH_PARAMS": "visemes",
     "mouth_track": "visemes",
     "content_positions": "visemes",
