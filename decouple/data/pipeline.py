@@ -273,6 +273,10 @@ class ShardDataset(IterableDataset):
     items of a batch rarely come from one clip. Decoding is what a window costs; with k > 1 it
     is paid once per clip instead of once per window (see docs/benchmarks/data.md).
 
+    Decoding runs on one thread (FFmpeg's and swscale's threads off; with `num_workers=0`,
+    torch's intra-op threads are set to one while a clip is decoded and restored before the
+    item is yielded): parallelism comes from DataLoader workers.
+
     With `unit="group"` each item is one parallel group (the same speaker and sentence in
     several emotions): `{"group": str, "clips": [decode_clip(...) + "key"], "seed": int}` with
     whole clips; pass `transform=decouple.data.batches.ParallelWindows(...)` to cut aligned
