@@ -2,7 +2,8 @@
 
 They are what changes from frame to frame besides speech and emotion, all from one seed, so a
 counterfactual can keep them (same seed) or redraw them (another seed: the ground truth's own
-noise floor). Frame `k` is sampled at its centre, time `(k + 0.5) / fps`.
+noise floor). Frame `k` is sampled at its presentation time `k / fps`, the project's frame-time
+convention (as the mouth track and the audio features).
 
 - Blinks: a Poisson process with a rate drawn in 0.2-0.5 Hz (at least 0.6 s between blinks, the
   first blink at least 0.2 s into the clip). One blink closes in 50 ms, stays closed for
@@ -51,7 +52,7 @@ def blink_track(starts: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
         >>> float(b.max()), int(b.argmax()), float(b[0]), float(b[-1])
         (1.0, 4, 0.0, 0.0)
     """
-    t = (np.arange(num_frames, dtype=np.float64) + 0.5) / fps
+    t = np.arange(num_frames, dtype=np.float64) / fps
     hold = max(_HOLD_S, 1.0 / fps)
     out = np.zeros(num_frames, dtype=np.float64)
     for s in np.asarray(starts, dtype=np.float64):
@@ -107,7 +108,7 @@ def nuisance_tracks(num_frames: int, fps: float, seed: int) -> dict[str, np.ndar
     while time < duration:
         starts.append(time)
         time += 0.6 + rng.exponential(max(1.0 / rate - 0.6, 0.1))
-    t = (np.arange(num_frames, dtype=np.float64) + 0.5) / fps
+    t = np.arange(num_frames, dtype=np.float64) / fps
     pose = np.stack(
         [_smooth_noise(rng, t, 3, 0.006), _smooth_noise(rng, t, 3, 0.006),
          _smooth_noise(rng, t, 3, 0.02)], axis=1

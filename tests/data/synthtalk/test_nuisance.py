@@ -47,10 +47,10 @@ def test_blinks_rate_duration_and_full_closure(fps: float) -> None:
 def test_blink_profile_against_its_definition() -> None:
     fps = 100.0
     b = blink_track(np.array([0.5]), 100, fps)
-    t = (np.arange(100) + 0.5) / fps
+    t = np.arange(100) / fps  # frame k at k / fps
     assert (b[t < 0.5] == 0).all() and (b[t > 0.5 + 0.05 + 0.04 + 0.08] == 0).all()
     assert (b[(t > 0.55) & (t < 0.59)] == 1).all()  # held closed for 40 ms
-    u = (0.525 - 0.5) / 0.05  # half-way through closing: smoothstep(0.5) = 0.5
+    u = (0.52 - 0.5) / 0.05  # frame 52 at 0.52 s: 40 % through closing
     assert abs(b[52] - (3 * u * u - 2 * u**3)) < 1e-6
 
 
