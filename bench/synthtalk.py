@@ -108,7 +108,8 @@ def bench_generate(size: int, config_kw: dict[str, Any], label: str) -> dict[str
         mb = sum(p.stat().st_size for p in Path(tmp).iterdir()) / 1e6
     return {"case": f"generate {size} px, {label}", "clips": summary["clips"],
             "frames": summary["frames"], "seconds": wall, "fps": summary["frames"] / wall,
-            "megabytes": mb, "dtw": summary["splits"]["train"]["dtw_error"]["mean"],
+            "megabytes": mb, "dtw": {k: (v["dtw_error"], v["linear_error"]["mean"])
+                                     for k, v in summary["splits"].items()},
             "load": f"{load0} -> {_load()}", "workers": cfg.workers}
 
 
@@ -164,8 +165,10 @@ def report(rows: list[dict[str, Any]], quick: bool) -> str:
             lines.append(f"- {r['case']}: per process {r['per_process_fps']} frames/s "
                          "(one torch thread each).")
         if "megabytes" in r:
-            lines.append(f"- {r['case']}: {r['megabytes']:.1f} MB of shards, DTW error "
-                         f"(train, mean) {r['dtw']:.3f} phonemes, {r['workers']} workers.")
+            dtw = "; ".join(f"{split} mean {d['mean']:.3f}, max {d['max']:.3f} (linear stretch "
+                            f"{lin:.3f})" for split, (d, lin) in r["dtw"].items())
+            lines.append(f"- {r['case']}: {r['megabytes']:.1f} MB of shards, {r['workers']} "
+                         f"workers; DTW error against content_pos, phonemes: {dtw}.")
     return "\n".join(lines) + "\n"
 
 
