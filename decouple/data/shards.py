@@ -674,7 +674,7 @@ class ShardWriter:
             if ALIGN in clip.arrays:
                 arrays = dict(clip.arrays)
                 arrays[ALIGN] = np.asarray(arrays[ALIGN]).astype(np.int32)
-                clip = Clip(clip.key, clip.meta, clip.video, clip.audio, arrays)
+                clip = Clip(clip.key, clip.meta, clip.video, clip.audio, arrays, clip.extras)
             encoded.append((clip.key, clip.to_members()))
 
         size = sum(_member_size(f"{k}.{ext}", len(b)) for k, m in encoded for ext, b in m.items())

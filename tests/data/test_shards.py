@@ -205,6 +205,17 @@ def test_emotion_set_object_and_name_are_equivalent(tmp_path: Path) -> None:
         assert read_index(tmp_path, split).emotion_set == MEAD
 
 
+def test_extras_survive_in_groups_with_align_paths(tmp_path: Path) -> None:
+    group = make_group("M003", "001", ["neutral", "angry"], [5, 6])
+    group = [Clip(c.key, c.meta, c.video, c.audio, c.arrays, {"params": {"i": i}})
+             for i, c in enumerate(group)]
+    assert all("align" in c.arrays for c in group)
+    with ShardWriter(tmp_path, "train", MEAD, fps=FPS) as writer:
+        writer.write_group(group)
+    samples = list(iter_samples(read_index(tmp_path, "train").paths[0]))
+    assert [json.loads(s["params.json"]) for s in samples] == [{"i": 0}, {"i": 1}]
+
+
 def test_same_clips_give_the_same_bytes(tmp_path: Path) -> None:
     group = make_group("M003", "001", ["neutral", "angry"], [5, 6])
     for run in ("one", "two"):

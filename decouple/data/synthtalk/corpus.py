@@ -46,7 +46,6 @@ Examples:
 
 from __future__ import annotations
 
-import functools
 import json
 import multiprocessing
 import os
@@ -541,67 +540,6 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-@functools.cache
-def _writer_drops_extras() -> bool:
-    """Whether `ShardWriter.write_group` loses the extras of a clip that has `align.npy`.
-
-    It does in the first version of schema 2 (it rebuilds such a clip from its key, metadata,
-    media and arrays only). Tested once per process on a one-clip split in a temporary folder.
-    """
-    import tempfile
-
-    from decouple.data.schema import ALIGN, Clip, ClipMeta
-    from decouple.data.shards import ShardWriter, iter_samples, read_index
-
-    meta = ClipMeta(DATASET, "S000", "neutral", 0, 1, "001", "g", 25.0, 16000, 1, 640, "", "k")
-    clip = Clip("k", meta, b"v", b"a", {ALIGN: np.zeros((1, 2), np.int32)}, {EXTRA: {"x": 1}})
-    with tempfile.TemporaryDirectory() as tmp:
-        with ShardWriter(tmp, "probe", MEAD, fps=25.0) as w:
-            w.write_group([clip])
-        sample = next(iter_samples(read_index(tmp, "probe").paths[0]))
-    return f"{EXTRA}.json" not in sample
-
-
-def _shard_writer(*args: Any, **kwargs: Any) -> Any:
-    """A `ShardWriter` that keeps the clips' extras (see `_writer_drops_extras`)."""
-    from decouple.data.schema import ALIGN, ARRAY_SUFFIX, EXTRA_SUFFIX, META
-    from decouple.data.shards import ShardWriter
-
-    if not _writer_drops_extras():
-        return ShardWriter(*args, **kwargs)
-
-    class _KeepExtras(ShardWriter):
-        # Temporary, until ShardWriter.write_group passes `extras` on when it rebuilds a clip:
-        # each clip's extras members are added right after its last other member.
-        _pending: dict[str, tuple[str, dict[str, bytes]]] = {}  # noqa: RUF012
-
-        def write_group(self, clips: Sequence[Any]) -> str:
-            pending = {}
-            for c in clips:
-                if ALIGN not in c.arrays:  # written as it is, extras included
-                    continue
-                last = sorted(c.arrays)[-1] + ARRAY_SUFFIX if c.arrays else "flac"
-                extras = {name + EXTRA_SUFFIX: json.dumps(
-                    value, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-                ).encode("utf-8") for name, value in sorted(c.extras.items())}
-                pending[c.key] = (last, extras)
-            self._pending = pending
-            try:
-                return super().write_group(clips)
-            finally:
-                self._pending = {}
-
-        def _add(self, name: str, data: bytes) -> None:
-            super()._add(name, data)
-            key, _, ext = name.partition(".")
-            entry = self._pending.get(key)
-            if entry is not None and ext == entry[0] and ext != META:
-                for member, blob in entry[1].items():
-                    super()._add(f"{key}.{member}", blob)
-
-    return _KeepExtras(*args, **kwargs)
-
-
 def _tasks(config: SynthTalkConfig) -> list[tuple[str, dict[str, Any], tuple[str, str]]]:
     from decouple.data.synthtalk.speakers import sample_speakers, split_speakers
 
@@ -774,7 +712,9 @@ def generate(out_dir: str | os.PathLike[str], config: SynthTalkConfig | None = N
         from tqdm.auto import tqdm
 
         bar = tqdm(total=config.num_clips, unit="clip", desc="synthtalk", dynamic_ncols=True)
-    writers = {s: _shard_writer(out, s, MEAD, fps=float(config.fps), max_samples=config.max_samples,
+    from decouple.data.shards import ShardWriter
+
+    writers = {s: ShardWriter(out, s, MEAD, fps=float(config.fps), max_samples=config.max_samples,
                               overwrite=True) for s in splits_used}
     try:
         for result in _results(config, tasks):
