@@ -50,6 +50,7 @@ __all__ = [
     "ShardError",
     "check_key",
     "decode_array",
+    "decode_extra",
     "encode_array",
     "make_key",
     "member_problems",
@@ -514,7 +515,7 @@ class Clip:
             if ext.endswith(ARRAY_SUFFIX)
         }
         extras = {
-            ext[: -len(EXTRA_SUFFIX)]: _decode_extra(blob, where, ext)
+            ext[: -len(EXTRA_SUFFIX)]: decode_extra(blob, where, ext)
             for ext, blob in members.items()
             if ext != META and ext.endswith(EXTRA_SUFFIX)
         }
@@ -534,7 +535,28 @@ def _encode_extra(value: object, where: str) -> bytes:
     return text.encode("utf-8")
 
 
-def _decode_extra(blob: bytes, where: str, member: str) -> dict[str, Any]:
+def decode_extra(blob: bytes, where: str = "", member: str = "NAME.json") -> dict[str, Any]:
+    """Parse the bytes of a `KEY.NAME.json` extra: a UTF-8 JSON object.
+
+    Args:
+        blob: The member's bytes.
+        where: Context for errors, `shard:key`.
+        member: The member's extension, for errors.
+
+    Returns:
+        The object.
+
+    Raises:
+        SchemaError: If the bytes are not UTF-8 JSON or not an object.
+
+    Examples:
+        >>> decode_extra(b'{"seed": 1}')
+        {'seed': 1}
+        >>> decode_extra(b'[1]', "t.tar:k", "p.json")
+        Traceback (most recent call last):
+        ...
+        decouple.data.schema.SchemaError: t.tar:k: field 'p.json': expected a JSON object, got list
+    """
     try:
         value = json.loads(bytes(blob).decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as err:

@@ -14,11 +14,11 @@ Checks, in this order:
 2. Index against files: every listed shard exists and has the listed size; no unlisted
    `{split}-NNNNNN.tar` and no temporary file left by an interrupted write.
 3. Each shard is a complete tar (not truncated or corrupt), with as many samples and groups
-   as the index says.
+   as the index says, and (when the index lists them) the frame counts the index lists.
 4. Each sample: a valid key, unique in the split; the required members `json`, `mp4`, `flac`
    and no unknown member; metadata that follows the schema, with fps and sample rate equal to
    the index's and an emotion and id from the index's emotion set; arrays that load without
-   pickle; per-frame arrays with `num_frames` rows.
+   pickle; per-frame arrays with `num_frames` rows; extras (`NAME.json`) that are JSON objects.
 5. Each parallel group: contiguous and in one shard, one reference that is a member, and a
    valid `align.npy` (monotone, in range, from `(0, 0)` to the last frames of the reference
    and the clip) on every member of a group of two or more.
@@ -44,6 +44,7 @@ from decouple.data.schema import (
     ALIGN,
     ARRAY_SUFFIX,
     AUDIO,
+    EXTRA_SUFFIX,
     META,
     VIDEO,
     Clip,
@@ -53,6 +54,7 @@ from decouple.data.schema import (
     ShardError,
     check_key,
     decode_array,
+    decode_extra,
     member_problems,
 )
 from decouple.data.shards import (
@@ -100,6 +102,7 @@ class _Checker:
         self.keys: dict[str, str] = {}  # key -> shard where first seen
         self.groups_done: dict[str, str] = {}  # group id -> shard where it was
         self.group: list[tuple[str, Clip]] = []  # (shard, clip) of the group being read
+        self.frames: list[tuple[str, int | None]] = []  # (key, num_frames) of the shard's samples
 
     def add(self, shard: str, key: str, message: str) -> None:
         self.problems.append(Problem(shard, key, message))
@@ -129,6 +132,7 @@ class _Checker:
             self.add(info.name, "", f"{size} bytes on disk, the index says {info.bytes}")
         samples = 0
         groups: set[str] = set()
+        self.frames = []
         try:
             for sample in iter_samples(path):
                 samples += 1
@@ -144,6 +148,12 @@ class _Checker:
             self.add(info.name, "", f"{samples} samples, the index says {info.samples}")
         if len(groups) != info.groups:
             self.add(info.name, "", f"{len(groups)} groups, the index says {info.groups}")
+        if info.frames is not None and samples == info.samples:
+            for (key, found), listed in zip(self.frames, info.frames, strict=True):
+                if found is not None and found != listed:
+                    self.add(info.name, key, f"field 'num_frames' says {found}, the index's "
+                                             f"'frames' list says {listed} (the reader plans "
+                                             "windows from the index)")
 
     # -------------------------------------------------------------- samples
 
@@ -171,12 +181,18 @@ class _Checker:
                     arrays[ext[: -len(ARRAY_SUFFIX)]] = decode_array(blob, where, ext)
                 except SchemaError as err:
                     self.add(shard, key, err.detail)
+            elif ext != META and ext.endswith(EXTRA_SUFFIX) and ext not in bad:
+                try:
+                    decode_extra(blob, where, ext)
+                except SchemaError as err:
+                    self.add(shard, key, err.detail)
         meta = None
         if META in members and META not in bad:
             try:
                 meta = ClipMeta.from_bytes(members[META], where)
             except SchemaError as err:
                 self.add(shard, key, err.detail)
+        self.frames.append((key, None if meta is None else meta.num_frames))
         if meta is None:
             return ""  # unreadable metadata: reported above; the group checks skip it
         clip = Clip(key, meta, b"", b"", arrays)  # media are not kept in memory

@@ -479,3 +479,30 @@ def test_decode_checks_frames_samples_and_decodability(split: Path) -> None:
 def test_problem_str() -> None:
     assert str(Problem("a-000000.tar", "k", "bad")) == "a-000000.tar:k: bad"
     assert str(Problem("a-000000.tar", "", "bad")) == "a-000000.tar: bad"
+
+
+def test_index_frames_must_match_the_metadata(split: Path) -> None:
+    index = index_path(split, "train")
+    d = json.loads(index.read_text())
+    frames = d["shards"][1]["frames"]
+    assert frames == [6, 5, 6]  # G2 (6, 5) + S2 (6), from the metadata
+    d["shards"][1]["frames"] = [6, 7, 6]
+    index.write_text(json.dumps(d))
+    problems = validate_shards(split, "train")
+    assert [(p.shard, p.key) for p in problems] == [("train-000001.tar", "M009-sad-002")]
+    assert problems[0].message.startswith("field 'num_frames' says 5, the index's 'frames' "
+                                          "list says 7")
+
+
+def test_an_extra_that_is_not_a_json_object_is_reported(split: Path) -> None:
+    def edit(samples: Samples) -> None:
+        samples[0]["params.json"] = b"[1, 2]"
+        samples[1]["notes.json"] = b"\xff"
+
+    rewrite(split, 0, edit)
+    messages = [(p.key, p.message) for p in validate_shards(split, "train")]
+    assert messages == [
+        ("M003-neutral-001", "field 'params.json': expected a JSON object, got list"),
+        ("M003-angry-001", messages[1][1]),
+    ]
+    assert messages[1][1].startswith("field 'notes.json': not valid UTF-8 JSON")
