@@ -83,7 +83,8 @@ class ConvertConfig:
         source: The corpus root (MEAD / RAVDESS folders, as downloaded).
         split: The converter's split rule (MEAD: `spfem`, `official`, `speakers`, `none`;
             RAVDESS: `spfem`, `none`).
-        emotion_set: Emotion set of the shards (`mead7` for the SPFEM protocol).
+        emotion_set: Emotion set of the shards (`mead7` for the SPFEM protocol on MEAD,
+            `ravdess` for RAVDESS).
         face: Face detector for the crops (`haar`, `dlib`, `fixed`).
         size: Crop side in pixels.
         fps: Output frame rate.
@@ -205,7 +206,9 @@ class ClipConfig:
         architecture: open_clip architecture (`kind: pretrained`), e.g. `ViT-B-32`.
         weights: Local state-dict file of that architecture (`kind: pretrained`).
         model_config: open_clip JSON config (`kind: synthtalk`); empty = the tiny config
-            shipped with decouple.
+            shipped with decouple. The demo uses `configs/synthtalk-clip.json` (the same
+            sizes with 8-px patches and average pooling). A relative path that does not
+            exist from the working directory is taken from the repository root.
         steps: Training steps (`kind: synthtalk`).
         batch_size: Frames (with their captions) per batch.
         lr: AdamW learning rate.

@@ -109,6 +109,10 @@ class Generator(nn.Module):
             for i in reversed(range(stages))
         )
         self.head = nn.Conv2d(widths[0], 4, 3, 1, 1)
+        # channels-last weights and activations: on the CPU the convolutions' backward is
+        # about 10x faster for these small channel counts (measured: 0.64 -> 0.06 s for a
+        # forward + backward of 8 frames at 64 px); the values are the same.
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, frames: Tensor, code: Tensor, *, return_mask: bool = False
                 ) -> Tensor | tuple[Tensor, Tensor]:  # fmt: skip
@@ -137,6 +141,7 @@ class Generator(nn.Module):
         if h % 2**self.stages or w % 2**self.stages:
             raise ValueError(f"frame size {h}x{w} must be divisible by {2**self.stages}")
         c = self.code(code)
+        frames = frames.contiguous(memory_format=torch.channels_last)
         x = self.stem(frames * 2 - 1)
         skips = [x]
         for down in self.down:

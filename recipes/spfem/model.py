@@ -147,12 +147,24 @@ def num_phonemes() -> int:
 # ------------------------------------------------------------------------------------ priors
 
 
-def build_audio_prior(cfg: Config, fps: float) -> nn.Module:
+def _recipe_path(path: str) -> Path:
+    """A config's file path: as given, else relative to the repository (the configs' own
+    paths are written from the repository root, e.g. `recipes/spfem/configs/x.json`)."""
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    return Path(__file__).resolve().parents[2] / p
+
+
+def build_audio_prior(cfg: Config, fps: float, *, pretrained: bool = True) -> nn.Module:
     """The audio prior the config names, untrained (`phoneme`) or from its file (`wav2vec2`).
 
     Args:
         cfg: The config (`audio_prior`).
         fps: Video frame rate of the corpus.
+        pretrained: Load `audio_prior.weights` (`wav2vec2`); False builds the same
+            architecture with random weights (to inspect a config without its files, e.g.
+            on the meta device).
 
     Returns:
         An `AudioPrior` (`.dim` = its feature size).
@@ -162,6 +174,13 @@ def build_audio_prior(cfg: Config, fps: float) -> nn.Module:
         return PhonemeAudioPrior(num_phonemes(), dim=a.dim, width=a.width, fps=fps)
     if a.kind == "mel":
         return MelPrior(context=a.mel_context, fps=fps)
+    if not pretrained:
+        from torchaudio.models import wav2vec2_model
+
+        from decouple.priors import WAV2VEC2_ARCHITECTURES
+
+        model = wav2vec2_model(**WAV2VEC2_ARCHITECTURES[a.architecture].params)
+        return Wav2Vec2Prior.from_model(model, layer=a.layer, fps=fps)
     return Wav2Vec2Prior(a.weights, architecture=a.architecture, layer=a.layer, fps=fps)
 
 
@@ -189,6 +208,7 @@ def build_emotion_prior(
     *,
     trained_clip: bool = True,
     freeze_clip: bool = True,
+    pretrained: bool = True,
 ) -> EmotionPromptPrior:
     """The emotion prompt prior on the config's CLIP.
 
@@ -200,12 +220,21 @@ def build_emotion_prior(
         trained_clip: Load the `clip` stage's weights (`kind: synthtalk`); False gives a
             random tiny CLIP (what the `clip` stage starts from).
         freeze_clip: Freeze the CLIP towers (False while the `clip` stage trains them).
+        pretrained: Load `clip.weights` (`kind: pretrained`); False builds the named
+            architecture with random weights on the current default device (e.g. meta).
 
     Returns:
         The prior (its prompt context untrained; `load_emotion_encoder` loads CERL's).
     """
     c = cfg.clip
     kwargs: dict[str, Any] = {"n_ctx": cfg.cerl.n_ctx, "freeze_clip": freeze_clip}
+    if c.kind == "pretrained" and not pretrained:
+        import open_clip
+
+        device = torch.empty(0).device  # the default device (e.g. inside `torch.device("meta")`)
+        model = open_clip.create_model(c.architecture, pretrained=None, device=device)
+        return EmotionPromptPrior(model, emotion_names,
+                                  tokenizer=open_clip.get_tokenizer(c.architecture), **kwargs)
     if c.kind == "pretrained":
         return EmotionPromptPrior.from_pretrained(c.architecture, c.weights, emotion_names,
                                                   **kwargs)  # fmt: skip
@@ -214,26 +243,30 @@ def build_emotion_prior(
         if run_dir is None:
             raise ValueError("build_emotion_prior: trained_clip=True needs the run_dir")
         weights = stage_weights(run_dir, "clip")
-    model_config = c.model_config or TINY_CLIP_CONFIG
+    model_config = _recipe_path(c.model_config) if c.model_config else TINY_CLIP_CONFIG
     return EmotionPromptPrior.from_config(model_config, emotion_names, weights=weights, **kwargs)
 
 
 # ---------------------------------------------------------------------------------- encoders
 
 
-def build_content_encoder(cfg: Config, audio_dim: int) -> VisualContentEncoder:
+def build_content_encoder(
+    cfg: Config, audio_dim: int, *, pretrained: bool = True
+) -> VisualContentEncoder:
     """The CCRL content encoder Ec the config names (ConvBackbone or ArcFace IResNet-50).
 
     Args:
         cfg: The config (`ccrl`).
         audio_dim: The audio prior's feature size.
+        pretrained: Load `ccrl.arcface_weights` (`iresnet50`); False: random weights.
 
     Returns:
         The encoder; an IResNet-50 backbone is loaded from `ccrl.arcface_weights` and frozen.
     """
     c = cfg.ccrl
     if c.backbone == "iresnet50":
-        backbone: nn.Module = iresnet50(c.arcface_weights, stop_at="layer3")
+        weights = c.arcface_weights if pretrained else None
+        backbone: nn.Module = iresnet50(weights, stop_at="layer3")
         return VisualContentEncoder(backbone, audio_dim, c.dim, heads=c.heads,
                                     freeze_backbone=True)  # fmt: skip
     backbone = ConvBackbone(tuple(c.channels))

@@ -109,9 +109,7 @@ def _convert(cfg: Config, root: Path, progress: bool) -> dict[str, Any]:
         raise FileNotFoundError(f"data.convert.source: {c.source} is not a directory")
     options = ConvertOptions(fps=c.fps, face=c.face, size=c.size, workers=c.workers,
                              progress=progress)  # fmt: skip
-    corpus_options: dict[str, Any] = {"split": c.split}
-    if cfg.data.corpus == "mead":
-        corpus_options["emotion_set"] = c.emotion_set
+    corpus_options: dict[str, Any] = {"split": c.split, "emotion_set": c.emotion_set}
     return convert(cfg.data.corpus, c.source, root, options, **corpus_options)
 
 

@@ -121,8 +121,11 @@ class Context:
 
 
 def _loader(dataset: Any, batch_size: int | None, workers: int, collate: Any = None) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, num_workers=workers,
-                      collate_fn=collate, persistent_workers=False)  # fmt: skip
+    # Its own generator: a DataLoader iterator otherwise draws its workers' base seed from the
+    # global torch RNG, and a resumed run (a new iterator mid-epoch) would draw once more than
+    # the uninterrupted one and diverge. The shard reader seeds itself from (seed, epoch).
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate,
+                      persistent_workers=False, generator=torch.Generator().manual_seed(0))
 
 
 def sample_stream(ctx: Context, *, split: str, batch_size: int, window: int, seed: int,
@@ -359,9 +362,11 @@ def _speakers_of(root: Path) -> dict[str, Any]:
 class ClipObjective(nn.Module):
     """clip stage: a CLIP contrastive loss between SynthTalk frames and their captions.
 
-    Symmetric multi-positive InfoNCE (decouple.losses.InfoNCE): frames whose captions are
-    the same text are positives of each other (SynthTalk captions repeat), with a learnt
-    temperature and, across processes, keys gathered with gradient.
+    Symmetric multi-positive InfoNCE (decouple.losses.InfoNCE) between frames and captions:
+    a frame's positives are the captions of every frame of the batch with the same speaker,
+    emotion and intensity (they describe the same face; the caption's wording is drawn per
+    frame and varies), with a learnt temperature and, across processes, keys gathered with
+    gradient.
 
     Args:
         prior: An EmotionPromptPrior with unfrozen CLIP towers (its `encode_image` /
@@ -407,7 +412,9 @@ class ClipObjective(nn.Module):
             `loss`, `temperature`.
         """
         texts = self.captions(batch)
-        ids = torch.tensor([zlib.crc32(t.encode()) for t in texts], device=batch["video"].device)
+        what = [f"{s}/{int(e)}/{int(i)}" for s, e, i in
+                zip(batch["speaker"], batch["emotion"], batch["intensity"], strict=True)]
+        ids = torch.tensor([zlib.crc32(w.encode()) for w in what], device=batch["video"].device)
         img = self.prior.encode_image(batch["video"][:, 0])
         txt = self.prior.encode_text(texts)
         loss = 0.5 * (self.loss(img, ids, ref_emb=txt, ref_labels=ids)
