@@ -139,3 +139,13 @@ def test_cross_field_rules() -> None:
     assert w.content > 0 and w.emotion == 0
     assert load_config(Config, None, ["spfem.variant=baseline"]).spfem.effective_weights() \
         .content == 0  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["config", "model", "prepare", "discriminator", "stages"])
+def test_recipe_doctests(name: str) -> None:
+    import doctest
+    import importlib
+
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
