@@ -314,9 +314,9 @@ class LossWeights:
     aligned: float = 1.0
     cycle: float = 0.5
     content: float = 1.0
-    emotion: float = 5.0
+    emotion: float = 1.0
     adversarial: float = 0.0
-    mask: float = 0.01
+    mask: float = 0.05
 
 
 @dataclass
