@@ -209,6 +209,31 @@ def test_intensity_zero_keeps_the_sources_own_code(models: Any, clips: SimpleNam
     assert mean_abs(video.frames, happy) > 3.0
 
 
+def test_amp_on_the_cpu_stays_close_to_float32(models: Any, clips: SimpleNamespace,
+                                               tmp_path: Path) -> None:  # fmt: skip
+    from generate import _bf16_cpu, generate
+    from model import emotion_code
+
+    src = clips.source
+    if not _bf16_cpu():
+        with pytest.warns(UserWarning, match="no native bfloat16"):
+            result = generate(models, src.path, tmp_path / "amp.mp4", emotion="happy",
+                              amp=True, progress=False)  # fmt: skip
+        assert result.precision == "float32"
+        return
+    result = generate(models, src.path, tmp_path / "amp.mp4", emotion="happy", amp=True,
+                      progress=False)  # fmt: skip
+    assert result.precision == "bfloat16"
+    video, _ = read_output(result.path)
+    code = emotion_code(models, label="happy")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        want = expected(models, src.frames, code)
+    assert mean_abs(video.frames, encoded(want, src, tmp_path)) < 0.5  # it ran in bfloat16
+    # ... within a fraction of a level of float32 on average (before H.264, which amplifies
+    # small differences of this noise-like random texture)
+    assert mean_abs(want, expected(models, src.frames, code)) < 0.6
+
+
 def test_an_image_reference_uses_that_frame(models: Any, clips: SimpleNamespace,
                                             tmp_path: Path) -> None:  # fmt: skip
     import cv2
@@ -373,3 +398,12 @@ def test_a_run_from_another_config_or_unfinished(
     (other / "ccrl" / "DONE").unlink()
     err = _main(capsys, "--run", other, "--source", clips.source.path, "--emotion", "happy")
     assert "the 'ccrl' stage of" in err and "has not finished" in err
+
+
+def test_doctests() -> None:
+    import doctest
+
+    import generate
+
+    result = doctest.testmod(generate, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted >= 10
