@@ -679,7 +679,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--margin", type=float, default=0.25, help="crop margin around the face box")
     p.add_argument("--amp", action="store_true",
                    help="autocast the generator (bf16 on CPUs with native bf16, GPU bf16/fp16)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1; 0 = torch's default, every core); see the "
+                        "README: one thread was fastest on a shared 2-core machine")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality (0 lossless, 18 default)")
     p.add_argument("--preset", default="veryfast", help="x264 preset of the output")
     p.add_argument("--no-progress", dest="progress", action="store_false")
