@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # static names for type checkers and the API docs; imported lazily at run time
     from decouple.checkpoint import CheckpointError, load_state_file, load_weights, save_weights
+    from decouple.encoders._freeze import freeze
     from decouple.encoders.attention import AudioQueriedAttention, sincos_2d
     from decouple.encoders.ccrl import CCRL
     from decouple.encoders.cerl import CERL
     from decouple.encoders.content import VisualContentEncoder
     from decouple.encoders.conv_backbone import ConvBackbone
     from decouple.encoders.emotion import EmotionEncoder
-    from decouple.encoders._freeze import freeze
     from decouple.encoders.iresnet import STAGES, IBasicBlock, IResNet, iresnet50
     from decouple.encoders.spec import ImageSpec, ImageSpecError
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from decouple.encoders.attention import AudioQueriedAttention
 from decouple.encoders._freeze import freeze
+from decouple.encoders.attention import AudioQueriedAttention
 from decouple.encoders.spec import ImageSpec
 
 __all__ = ["VisualContentEncoder"]
