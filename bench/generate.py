@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _machine import load_average, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "spfem"
@@ -58,9 +59,6 @@ add the interpreter start, imports and model loading (several seconds on a busy 
 """
 sys.path.insert(0, str(RECIPE))  # before bench/: `import generate` is the recipe
 
-
-def _load() -> str:
-    return "/".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def make_source(folder: Path, size: int, sentences: int) -> tuple[Path, Path]:
@@ -123,7 +121,7 @@ def bench_size(folder: Path, size: int, sentences: int, repeats: int,
         kw = {"emotion": "happy", "batch": batch, "amp": amp, "progress": False}
         generate(models, source, out, **kw)  # warm-up
         walls, cpus, steps = [], [], []
-        load0 = _load()
+        load0 = load_average()
         for _ in range(repeats):
             c0, w0 = time.process_time(), time.perf_counter()
             result = generate(models, source, out, **kw)
@@ -133,7 +131,7 @@ def bench_size(folder: Path, size: int, sentences: int, repeats: int,
         i = walls.index(statistics.median(walls))
         rows.append({"size": size, "batch": batch, "frames": frames, "wall": walls[i],
                      "cpu": cpus[i], "fps": frames / walls[i], "cpu_fps": frames / cpus[i],
-                     "steps": steps[i], "load": f"{load0} -> {_load()}", "loading": loading,
+                     "steps": steps[i], "load": f"{load0} -> {load_average()}", "loading": loading,
                      "threads": torch.get_num_threads(), "precision": result.precision,
                      "run_dir": run_dir, "source": source})  # fmt: skip
         print(rows[-1], file=sys.stderr)
@@ -147,27 +145,12 @@ def bench_cli(row: dict[str, Any], folder: Path) -> dict[str, Any]:
     cmd = [sys.executable, str(RECIPE / "generate.py"), "--run", str(row["run_dir"]),
            "--source", str(row["source"]), "--emotion", "happy", "--no-progress",
            "--out", str(folder / "cli.mp4")]  # fmt: skip
-    load0 = _load()
+    load0 = load_average()
     t0 = time.perf_counter()
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - t0
     return {"size": row["size"], "frames": row["frames"], "wall": wall,
-            "load": f"{load0} -> {_load()}", "stdout": result.stdout.strip()}  # fmt: skip
-
-
-def _machine() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
-            f"torch {torch.__version__}")
+            "load": f"{load0} -> {load_average()}", "stdout": result.stdout.strip()}  # fmt: skip
 
 
 def report(rows: list[dict[str, Any]], cli: list[dict[str, Any]], repeats: int) -> str:
@@ -182,7 +165,7 @@ def report(rows: list[dict[str, Any]], cli: list[dict[str, Any]], repeats: int) 
         "generator 16 channels, 3 levels; at 128 px the same architecture on 128 px frames).",
         "",
         f"- Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"- Machine: {_machine()}",
+        f"- Machine: {machine()}",
         f"- Load average (1/5/15 min) before -> after each case: in the tables; the highest "
         f"1-minute load at a case's start was {busiest:.2f} on {os.cpu_count()} CPUs.",
         f"- Median of {repeats} timed runs after a warm-up run.",

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -29,12 +28,11 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from _machine import load_average, machine
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS_PAGE = ROOT / "docs" / "benchmarks" / "synthtalk.md"
 
-
-def _load() -> str:
-    return "/".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def _init() -> None:
@@ -84,7 +82,7 @@ def _render_share(params: list[dict[str, Any]]) -> tuple[int, float]:
 def bench_render(size: int, n_clips: int, workers: int) -> dict[str, Any]:
     params = _tracks(n_clips, size)
     shares = [params[i::workers] for i in range(workers)]
-    load0 = _load()
+    load0 = load_average()
     with ProcessPoolExecutor(workers, initializer=_init) as pool:
         list(pool.map(_render_share, [params[:2]] * workers))  # warm: imports, first calls
         start = time.perf_counter()
@@ -93,14 +91,14 @@ def bench_render(size: int, n_clips: int, workers: int) -> dict[str, Any]:
     frames = sum(r[0] for r in results)
     return {"case": f"render {size} px", "frames": frames, "seconds": wall,
             "fps": frames / wall, "per_process_fps": [round(f / s) for f, s in results],
-            "load": f"{load0} -> {_load()}"}
+            "load": f"{load0} -> {load_average()}"}
 
 
 def bench_generate(size: int, config_kw: dict[str, Any], label: str) -> dict[str, Any]:
     from decouple.data.synthtalk.corpus import SynthTalkConfig, generate
 
     cfg = SynthTalkConfig(size=size, **config_kw)
-    load0 = _load()
+    load0 = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         summary = generate(tmp, cfg, progress=False)
@@ -110,22 +108,7 @@ def bench_generate(size: int, config_kw: dict[str, Any], label: str) -> dict[str
             "frames": summary["frames"], "seconds": wall, "fps": summary["frames"] / wall,
             "megabytes": mb, "dtw": {k: (v["dtw_error"], v["linear_error"]["mean"])
                                      for k, v in summary["splits"].items()},
-            "load": f"{load0} -> {_load()}", "workers": cfg.workers}
-
-
-def _machine() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
-            f"torch {torch.__version__}")
+            "load": f"{load0} -> {load_average()}", "workers": cfg.workers}
 
 
 def report(rows: list[dict[str, Any]], quick: bool) -> str:
@@ -136,7 +119,7 @@ def report(rows: list[dict[str, Any]], quick: bool) -> str:
         "Measured by `bench/synthtalk.py` (see its docstring for what each case times).",
         "",
         f"- Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"- Machine: {_machine()}",
+        f"- Machine: {machine()}",
         f"- Load average (1/5/15 min) before / after each case: in the table; the highest "
         f"1-minute load at a case's start was {busiest:.2f} on {os.cpu_count()} CPUs.",
         "",
