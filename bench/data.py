@@ -1221,19 +1221,19 @@ decode and an `np.load` per frame and nothing else of note; the shard reader pay
 decode and the RGB conversion per frame, plus per clip the container set-up, the FLAC decode and
 the mel features (amortised over the clip's windows in mode all). So the ratio can never exceed
 the "decode ceiling" line below (per-frame JPEG + .npy cost over per-frame H.264 + RGB cost),
-whatever the reader does (with warm caches; cold caches add the per-frame reader's 2T file
-opens per window, which the ceiling leaves out). At 128 x 128 on our 2-core VMs the ceiling came
-out between 2.4x and 3.8x, never 5x: 2.7x in the run below, on an idle machine (91.5 + 13.6 us
-for an H.264 frame against 173.6 + 111.1 us for a JPEG and its `.npy`), 3.8x on another
-session's VM (58 + 14 against 190 + 87 us) and 2.4x on a busy one. The measured ratios stay under
-it with one window per clip (0.87-2.05x below: each window pays the container set-up, the decode
-from the keyframe before it, and the whole clip's FLAC and mel) and come closest to it when one
-decode serves every window of a clip (1.40-1.72x warm; 2.53-3.54x cold, past the warm ceiling
-because the per-frame reader then waits for its files). Encoder settings do not move it: with one decoder thread, a
-keyframe every 16, 32 or 250 frames, no B-frames or no 8x8 transform all decoded within about 10
-% of each other (and x264's `fastdecode` tuning, kept, is what makes H.264 this cheap: without
-it decoding took about twice as long). A smaller crf (more compression) decodes faster, but the
-crf is the data's quality, not a reader setting.
+whatever the reader does (with warm caches; cold caches add the per-frame reader's 2T file opens
+per window, which the ceiling leaves out). At 128 x 128 on our 2-core VMs the ceiling came out
+between 2.4x and 3.8x, never 5x: 2.7x in the run below, on an idle machine (91.5 + 13.6 us for
+an H.264 frame against 173.6 + 111.1 us for a JPEG and its `.npy`), 3.8x on another session's VM
+(58 + 14 against 190 + 87 us) and 2.4x on a busy one. The measured ratios stay under it with one
+window per clip (0.87-2.05x below: each window pays the container set-up, the decode from the
+keyframe before it, and the whole clip's FLAC and mel) and come closest to it when one decode
+serves every window of a clip (1.40-1.72x warm; 2.53-3.54x cold, past the warm ceiling because
+the per-frame reader then waits for its files). Encoder settings do not move it: with one
+decoder thread, a keyframe every 16, 32 or 250 frames, no B-frames or no 8x8 transform all
+decoded within about 10 % of each other (and x264's `fastdecode` tuning, kept, is what makes
+H.264 this cheap: without it decoding took about twice as long). A smaller crf (more
+compression) decodes faster, but the crf is the data's quality, not a reader setting.
 
 What the shards buy besides throughput: the corpus is a handful of files instead of two files
 per frame (the `files` column) and several times fewer bytes on disk (the `layout on disk`
