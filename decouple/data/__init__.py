@@ -24,8 +24,7 @@ Examples:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from decouple._lazy import lazy_exports
 
 _EXPORTS = {
     "EmotionSet": "registry",
@@ -62,14 +61,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'decouple.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"decouple.data.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

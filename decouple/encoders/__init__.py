@@ -24,8 +24,9 @@ Examples:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from decouple._lazy import lazy_exports
 
 if TYPE_CHECKING:  # static names for type checkers and the API docs; imported lazily at run time
     from decouple.checkpoint import CheckpointError, load_state_file, load_weights, save_weights
@@ -83,16 +84,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'decouple.encoders' has no attribute {name!r}")
-    if "." not in module:
-        module = f"decouple.encoders.{module}"
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -15,8 +15,9 @@ Examples:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from decouple._lazy import lazy_exports
 
 if TYPE_CHECKING:  # static names for type checkers and the API docs; imported lazily at run time
     from decouple.metrics.probes import LinearProbe, ProbeResult, group_split, linear_probe
@@ -31,14 +32,4 @@ _EXPORTS = {
 __all__ = ["LinearProbe", "ProbeResult", "group_split", "linear_probe"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'decouple.metrics' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"decouple.metrics.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -30,8 +30,7 @@ Examples:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from decouple._lazy import lazy_exports
 
 _EXPORTS = {
     "SpeakerParams": "speakers",
@@ -66,14 +65,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'decouple.data.synthtalk' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"decouple.data.synthtalk.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
