@@ -61,7 +61,8 @@ from torchvision.io import ImageReadMode, decode_jpeg, read_file
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # decouple from this checkout, installed or not
 
-from losses import BUSY_WARNING, busy_cpu_s, cpu_model, start_forkserver  # noqa: E402
+from _machine import cpu_model  # noqa: E402
+from losses import BUSY_WARNING, busy_cpu_s, start_forkserver  # noqa: E402
 
 RESULTS_DIR = REPO / "bench" / "results"
 DOCS_PAGE = REPO / "docs" / "benchmarks" / "data.md"

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from _machine import cpu_model
 from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parents[1]
@@ -597,17 +598,6 @@ def goal_lines(results: list[Result]) -> list[str]:
         verdict = "PASS" if chunked.peak_mb < CHUNKED_MEMORY_GOAL_MB else "MISS"
         lines.append(f"- {verdict}: {what}: {chunked.peak_mb:.0f} MB")
     return lines
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (or the platform's processor string)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def render(results: list[Result], args: argparse.Namespace, wall_s: float) -> str:
