@@ -19,6 +19,7 @@ first. The result is the mean over frames of the per-frame score.
 from __future__ import annotations
 
 import math
+import operator
 
 import torch
 import torch.nn.functional as F
@@ -93,13 +94,14 @@ def _prepare(
 
 
 def _crop(x: Tensor, box: tuple[int, int, int, int], where: str) -> Tensor:
-    if len(box) != 4 or not all(isinstance(v, int) and not isinstance(v, bool) for v in box):
-        raise ValueError(f"{where}: box must be 4 ints (x0, y0, x1, y1), got {box!r}")
-    x0, y0, x1, y1 = box
+    try:
+        x0, y0, x1, y1 = (operator.index(v) for v in box)  # ints, numpy ints, 0-d int tensors
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: box must be 4 ints (x0, y0, x1, y1), got {box!r}") from None
     h, w = x.shape[-2:]
     if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
         raise ValueError(
-            f"{where}: box (x0, y0, x1, y1) = {tuple(box)} must satisfy 0 <= x0 < x1 <= "
+            f"{where}: box (x0, y0, x1, y1) = {(x0, y0, x1, y1)} must satisfy 0 <= x0 < x1 <= "
             f"width = {w} and 0 <= y0 < y1 <= height = {h}"
         )
     return x[..., y0:y1, x0:x1]

@@ -123,6 +123,7 @@ def test_ssim_box_is_the_crop() -> None:
     box = (5, 3, 22, 19)  # x0, y0, x1, y1
     cropped = ssim(a[..., 3:19, 5:22], b[..., 3:19, 5:22])
     assert ssim(a, b, box=box) == cropped
+    assert ssim(a, b, box=tuple(np.array(box))) == cropped  # numpy ints are fine
     ref = naive_ssim(a[..., 3:19, 5:22].numpy(), b[..., 3:19, 5:22].numpy(), 1.0)
     assert cropped == pytest.approx(ref, abs=1e-9)
 
