@@ -347,6 +347,7 @@ def make_protocol(
     source_emotions: Sequence[str] = ("neutral",),
     level: int = TARGET_LEVEL,
     max_sources: int | None = None,
+    settings: Sequence[str] = SETTINGS,
     notes: Sequence[str] = (),
 ) -> Protocol:
     """Build the pairs of the three settings from a split's clips.
@@ -364,6 +365,7 @@ def make_protocol(
         level: Level of the references (and sources other than neutral).
         max_sources: At most this many sources per speaker (first in sentence order); None:
             all.
+        settings: The settings to build (a subset of `SETTINGS`).
         notes: Notes carried into the protocol.
 
     Returns:
@@ -371,10 +373,13 @@ def make_protocol(
 
     Raises:
         ProtocolError: No source clip at all.
-        ValueError: `max_sources` below 1.
+        ValueError: `max_sources` below 1, an unknown setting.
     """
     if max_sources is not None and max_sources < 1:
         raise ValueError(f"max_sources: expected an integer >= 1 or None, got {max_sources}")
+    unknown = [x for x in settings if x not in SETTINGS]
+    if unknown:
+        raise ValueError(f"settings: unknown {unknown}; expected a subset of {SETTINGS}")
     notes = list(notes)
     by_key = {c.key: c for c in clips}
     pairs: list[Pair] = []
@@ -392,7 +397,7 @@ def make_protocol(
             for target in targets:
                 if target == src.emotion:
                     continue
-                for setting in SETTINGS:
+                for setting in [x for x in SETTINGS if x in settings]:
                     if setting == "label":
                         pairs.append(Pair("label", src.key, target, None))
                         continue
@@ -423,7 +428,8 @@ def _split_emotions(root: str | Path, split: str) -> tuple[str, ...]:
 
 
 def synthtalk_protocol(root: str | Path, split: str = "test", *, level: int = TARGET_LEVEL,
-                       max_sources: int | None = None) -> Protocol:  # fmt: skip
+                       max_sources: int | None = None,
+                       settings: Sequence[str] = SETTINGS) -> Protocol:  # fmt: skip
     """The SynthTalk protocol: the held-out speakers' neutral clips toward every other emotion.
 
     Args:
@@ -431,6 +437,7 @@ def synthtalk_protocol(root: str | Path, split: str = "test", *, level: int = TA
         split: The held-out split (`test`: the speakers `split_speakers` holds out).
         level: Reference / counterfactual level.
         max_sources: At most this many neutral sources per speaker.
+        settings: The settings to build.
 
     Returns:
         The protocol (cross-ID map: [cyclic_map][protocol.cyclic_map] of the split's speakers).
@@ -451,11 +458,11 @@ def synthtalk_protocol(root: str | Path, split: str = "test", *, level: int = TA
         raise ProtocolError(f"{root}: split {split!r} has no level-{level} clip of an emotion "
                             "other than neutral: nothing to edit toward")  # fmt: skip
     cross = cyclic_map(speakers)
-    if not cross:
+    if not cross and "cross" in settings:
         notes.append(f"one held-out speaker ({', '.join(speakers)}): no cross-ID setting")
     return make_protocol(clips, corpus="synthtalk", root=root, split=split, speakers=speakers,
                          targets=targets, cross_map=cross, level=level,
-                         max_sources=max_sources, notes=notes)  # fmt: skip
+                         max_sources=max_sources, settings=settings, notes=notes)  # fmt: skip
 
 
 def mead_protocol(
@@ -467,8 +474,13 @@ def mead_protocol(
     source_emotions: Sequence[str] = ("neutral",),
     level: int = TARGET_LEVEL,
     max_sources: int | None = None,
+    settings: Sequence[str] = ("intra", "cross"),
 ) -> Protocol:
     """The MEAD protocol: the six SPFEM test actors, the papers' 7 emotions and cross-ID map.
+
+    Targets are the 7 emotions (each source's own excluded) that the split has at the
+    reference level; the others are named in the notes. The papers report intra-ID and
+    cross-ID only (the default `settings`); add `label` for label-driven rows.
 
     Args:
         root: MEAD shards (`python -m decouple.data.convert mead SRC OUT --split spfem
@@ -480,6 +492,7 @@ def mead_protocol(
             emotion as a source, each edited toward the 6 others).
         level: Reference level.
         max_sources: At most this many sources per actor.
+        settings: The settings to build.
 
     Returns:
         The protocol.
@@ -505,7 +518,17 @@ def mead_protocol(
     if unknown:
         raise ProtocolError(f"source emotions {unknown}: not in the protocol's 7 emotions "
                             f"{list(names)}")  # fmt: skip
-    targets = [e for e in names if not (len(source_emotions) == 1 and e == source_emotions[0])]
+    present = {(c.emotion, c.level) for c in clips if c.speaker in actors}
+    wanted = [e for e in names if not (len(source_emotions) == 1 and e == source_emotions[0])]
+    targets = [e for e in wanted if (e, _level(e, level)) in present]
+    notes = []
+    absent = [e for e in wanted if e not in targets]
+    if absent:
+        notes.append(f"no level-{level} clips of {', '.join(absent)} in {split!r}: not targets")
+    if not targets:
+        raise ProtocolError(f"{root}: split {split!r} has no level-{level} clip of a target "
+                            f"emotion ({', '.join(wanted)})")  # fmt: skip
     return make_protocol(clips, corpus="mead", root=root, split=split, speakers=list(actors),
                          targets=targets, cross_map=cross_map, source_emotions=source_emotions,
-                         level=level, max_sources=max_sources)  # fmt: skip
+                         level=level, max_sources=max_sources, settings=settings,
+                         notes=notes)  # fmt: skip
