@@ -10,7 +10,8 @@ One home for what every metric that runs a model does the same way:
   `next(model.parameters()).device` when it has parameters, else left where they are) and in
   eval mode (an `nn.Module` in training mode is switched to eval for the call and every
   submodule's mode is restored afterwards: BatchNorm / dropout in training mode would make a
-  metric depend on how the frames are batched);
+  metric depend on how the frames are batched). A bound method of a module
+  (`efficientface.features`, `arcface.embed`) counts as that module;
 - outputs are checked (`(b, d)`, one row per frame, finite) and returned as float64 on the CPU.
 
 Examples:
@@ -31,7 +32,14 @@ from torch import Tensor, nn
 
 from decouple.encoders.spec import ImageSpec
 
-__all__ = ["check_batch_size", "frame_batches", "inference", "iter_embeddings", "model_device"]
+__all__ = [
+    "check_batch_size",
+    "frame_batches",
+    "inference",
+    "iter_embeddings",
+    "model_device",
+    "module_of",
+]
 
 
 def check_batch_size(batch_size: int, where: str) -> int:
@@ -56,11 +64,33 @@ def check_batch_size(batch_size: int, where: str) -> int:
     return batch_size
 
 
+def module_of(model: object) -> nn.Module | None:
+    """The `nn.Module` behind a callable: itself, the owner of a bound method, or None.
+
+    Args:
+        model: Any callable.
+
+    Returns:
+        The module, or None for plain functions.
+
+    Examples:
+        >>> from torch import nn
+        >>> net = nn.Linear(2, 2)
+        >>> module_of(net) is net, module_of(net.forward) is net, module_of(len)
+        (True, True, None)
+    """
+    if isinstance(model, nn.Module):
+        return model
+    owner = getattr(model, "__self__", None)
+    return owner if isinstance(owner, nn.Module) else None
+
+
 def model_device(model: object) -> torch.device | None:
     """The device of a model's first parameter, or None (no parameters, or not a module).
 
     Args:
-        model: Any callable; only `nn.Module`s with parameters have a device.
+        model: Any callable; only `nn.Module`s (or their bound methods) with parameters have
+            a device.
 
     Returns:
         The device, or None when inputs should stay where they are.
@@ -70,9 +100,10 @@ def model_device(model: object) -> torch.device | None:
         >>> model_device(nn.Linear(2, 2)), model_device(lambda x: x)
         (device(type='cpu'), None)
     """
-    if not isinstance(model, nn.Module):
+    module = module_of(model)
+    if module is None:
         return None
-    param = next(model.parameters(), None)
+    param = next(module.parameters(), None)
     return None if param is None else param.device
 
 
@@ -81,7 +112,8 @@ def inference(model: object) -> Iterator[None]:
     """No gradients, and an `nn.Module` in eval mode; every submodule's mode restored after.
 
     Args:
-        model: Any callable (only an `nn.Module`'s mode is touched).
+        model: Any callable (only the mode of an `nn.Module`, or of the module a bound
+            method belongs to, is touched).
 
     Yields:
         Nothing; the model is ready for evaluation inside the block.
@@ -95,10 +127,11 @@ def inference(model: object) -> Iterator[None]:
         >>> net.training, net[1].training
         (True, True)
     """
-    modes = [(m, m.training) for m in model.modules()] if isinstance(model, nn.Module) else []
+    module = module_of(model)
+    modes = [(m, m.training) for m in module.modules()] if module is not None else []
     try:
-        if modes and any(training for _, training in modes):
-            model.eval()  # type: ignore[union-attr]
+        if module is not None and any(training for _, training in modes):
+            module.eval()
         with torch.no_grad():
             yield
     finally:
@@ -116,7 +149,8 @@ def frame_batches(
             uint8 0..255 or float in [0, 1].
         batch_size: Largest chunk.
         where: The calling function's name, for error messages.
-        what: The argument's name, for error messages.
+        what: The frames argument's name, for error messages.
+        name: The model argument's name, for error messages ("embed", "classifier").
 
     Yields:
         `(b, 3, h, w)` tensors with 1 <= b <= batch_size (empty batches are skipped).
@@ -154,6 +188,7 @@ def iter_embeddings(
     batch_size: int,
     where: str,
     what: str = "frames",
+    name: str = "embed",
 ) -> Iterator[Tensor]:
     """Run `embed` over the frames in batches (see `inference`); rows as float64 on the CPU.
 
@@ -162,7 +197,8 @@ def iter_embeddings(
         embed: A callable `(b, 3, h, w) -> (b, d)` (an `nn.Module` or a function).
         batch_size: Largest number of frames per call.
         where: The calling function's name, for error messages.
-        what: The argument's name, for error messages.
+        what: The frames argument's name, for error messages.
+        name: The model argument's name, for error messages ("embed", "classifier").
 
     Yields:
         One `(b, d)` float64 CPU tensor per call, in frame order.
@@ -180,7 +216,7 @@ def iter_embeddings(
     """
     check_batch_size(batch_size, where)
     if not callable(embed):
-        raise TypeError(f"{where}: embed must be callable (frames -> (b, d)), got "
+        raise TypeError(f"{where}: {name} must be callable (frames -> (b, d)), got "
                         f"{type(embed).__name__}")  # fmt: skip
     device = model_device(embed)
     width: int | None = None
@@ -191,22 +227,22 @@ def iter_embeddings(
             z = embed(x)
             b = batch.shape[0]
             if not isinstance(z, Tensor):
-                raise ValueError(f"{where}: embed returned a {type(z).__name__} for {what} "
+                raise ValueError(f"{where}: {name} returned a {type(z).__name__} for {what} "
                                  f"{seen}..{seen + b - 1}, expected a (b, d) tensor")  # fmt: skip
             if z.dim() != 2 or z.shape[0] != b:
                 raise ValueError(
-                    f"{where}: embed returned shape {tuple(z.shape)} for a batch of {b} "
+                    f"{where}: {name} returned shape {tuple(z.shape)} for a batch of {b} "
                     f"{what}; expected ({b}, d): one feature row per frame"
                 )
             if width is not None and z.shape[1] != width:
                 raise ValueError(
-                    f"{where}: embed returned {z.shape[1]} features for {what} {seen}.."
+                    f"{where}: {name} returned {z.shape[1]} features for {what} {seen}.."
                     f"{seen + b - 1} but {width} before"
                 )
             width = z.shape[1]
             z = z.detach().to("cpu", torch.float64)
             if not bool(torch.isfinite(z).all()):
-                raise ValueError(f"{where}: embed returned non-finite features for {what} "
+                raise ValueError(f"{where}: {name} returned non-finite features for {what} "
                                  f"{seen}..{seen + b - 1}")  # fmt: skip
             seen += b
             yield z
