@@ -11,13 +11,20 @@ One home for what every metric that runs a model does the same way:
   eval mode (an `nn.Module` in training mode is switched to eval for the call and every
   submodule's mode is restored afterwards: BatchNorm / dropout in training mode would make a
   metric depend on how the frames are batched). A bound method of a module
-  (`efficientface.features`, `arcface.embed`) counts as that module;
+  (`efficientface.features`, `arcface.embed`) counts as that module. The mode and gradient
+  switch is `inference`, a plain `with` block around the whole loop in the calling function:
+  the generator `iter_embeddings` never holds a context across a `yield` (a grad mode or a
+  module mode entered inside a suspended generator leaks into the caller, and interleaved
+  generators restore them in the wrong order), it only wraps each model call in
+  `torch.no_grad()`;
 - outputs are checked (`(b, d)`, one row per frame, finite) and returned as float64 on the CPU.
 
 Examples:
     >>> import torch
     >>> batches = [torch.rand(3, 3, 8, 8), torch.rand(2, 3, 8, 8)]
-    >>> rows = list(iter_embeddings(batches, lambda x: x.mean((2, 3)), batch_size=2, where="demo"))
+    >>> embed = lambda x: x.mean((2, 3))
+    >>> with inference(embed):
+    ...     rows = list(iter_embeddings(batches, embed, batch_size=2, where="demo"))
     >>> [tuple(r.shape) for r in rows], rows[0].dtype
     ([(2, 3), (1, 3), (2, 3)], torch.float64)
 """
@@ -190,7 +197,11 @@ def iter_embeddings(
     what: str = "frames",
     name: str = "embed",
 ) -> Iterator[Tensor]:
-    """Run `embed` over the frames in batches (see `inference`); rows as float64 on the CPU.
+    """Run `embed` over the frames in batches; rows as float64 on the CPU.
+
+    Each call runs under `torch.no_grad()` on the model's device. The caller puts the whole
+    loop inside `with inference(embed):` for eval mode (this generator holds no context
+    across its `yield`s).
 
     Args:
         frames: One `(n, 3, h, w)` tensor or an iterable of batches (see `frame_batches`).
@@ -221,28 +232,28 @@ def iter_embeddings(
     device = model_device(embed)
     width: int | None = None
     seen = 0
-    with inference(embed):
-        for batch in frame_batches(frames, batch_size, where=where, what=what):
-            x = batch if device is None else batch.to(device)
+    for batch in frame_batches(frames, batch_size, where=where, what=what):
+        x = batch if device is None else batch.to(device)
+        with torch.no_grad():
             z = embed(x)
-            b = batch.shape[0]
-            if not isinstance(z, Tensor):
-                raise ValueError(f"{where}: {name} returned a {type(z).__name__} for {what} "
-                                 f"{seen}..{seen + b - 1}, expected a (b, d) tensor")  # fmt: skip
-            if z.dim() != 2 or z.shape[0] != b:
-                raise ValueError(
-                    f"{where}: {name} returned shape {tuple(z.shape)} for a batch of {b} "
-                    f"{what}; expected ({b}, d): one feature row per frame"
-                )
-            if width is not None and z.shape[1] != width:
-                raise ValueError(
-                    f"{where}: {name} returned {z.shape[1]} features for {what} {seen}.."
-                    f"{seen + b - 1} but {width} before"
-                )
-            width = z.shape[1]
-            z = z.detach().to("cpu", torch.float64)
-            if not bool(torch.isfinite(z).all()):
-                raise ValueError(f"{where}: {name} returned non-finite features for {what} "
-                                 f"{seen}..{seen + b - 1}")  # fmt: skip
-            seen += b
-            yield z
+        b = batch.shape[0]
+        if not isinstance(z, Tensor):
+            raise ValueError(f"{where}: {name} returned a {type(z).__name__} for {what} "
+                             f"{seen}..{seen + b - 1}, expected a (b, d) tensor")  # fmt: skip
+        if z.dim() != 2 or z.shape[0] != b:
+            raise ValueError(
+                f"{where}: {name} returned shape {tuple(z.shape)} for a batch of {b} "
+                f"{what}; expected ({b}, d): one feature row per frame"
+            )
+        if width is not None and z.shape[1] != width:
+            raise ValueError(
+                f"{where}: {name} returned {z.shape[1]} features for {what} {seen}.."
+                f"{seen + b - 1} but {width} before"
+            )
+        width = z.shape[1]
+        z = z.detach().to("cpu", torch.float64)
+        if not bool(torch.isfinite(z).all()):
+            raise ValueError(f"{where}: {name} returned non-finite features for {what} "
+                             f"{seen}..{seen + b - 1}")  # fmt: skip
+        seen += b
+        yield z

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from decouple.encoders.iresnet import IResNet, iresnet50
-from decouple.metrics._batching import check_batch_size, iter_embeddings
+from decouple.metrics._batching import check_batch_size, inference, iter_embeddings
 
 __all__ = [
     "FeatureStats",
@@ -269,8 +269,10 @@ def _statistics(
     what: str,
 ) -> FeatureStats:
     acc = _StatsAccumulator()
-    for rows in iter_embeddings(frames, embed, batch_size=batch_size, where=where, what=what):
-        acc.add(rows.numpy())
+    with inference(embed):
+        for rows in iter_embeddings(frames, embed, batch_size=batch_size, where=where,
+                                    what=what):  # fmt: skip
+            acc.add(rows.numpy())
     return acc.stats(where, what)
 
 

@@ -91,7 +91,7 @@ def _similarity(
             f"are paired frame by frame), got {n_a} and {n_b}"
         )
     total, n = 0.0, 0
-    with inference(embed):  # one context for both streams: the mode is restored once, at the end
+    with inference(embed):  # one plain block around both streams (see _batching)
         rows_a = iter_embeddings(a, embed, batch_size=batch_size, where=where, what=names[0])
         rows_b = iter_embeddings(b, embed, batch_size=batch_size, where=where, what=names[1])
         for za, zb, offset in _paired_rows(rows_a, rows_b, names, where):
@@ -303,19 +303,20 @@ def emotion_accuracy(
             f"{where}: need one target per frame, got {n_frames} frames and {t.numel()} targets"
         )
     correct, seen = 0, 0
-    for logits in iter_embeddings(frames, classifier, batch_size=batch_size, where=where,
-                                  name="classifier"):  # fmt: skip
-        b, classes = logits.shape
-        if seen + b > t.numel():
-            raise ValueError(f"{where}: more frames than the {t.numel()} targets")
-        target = t[seen : seen + b]
-        if int(target.max()) >= classes:
-            raise ValueError(
-                f"{where}: target {int(target.max())} is out of range for a classifier with "
-                f"{classes} classes (0..{classes - 1})"
-            )
-        correct += int((logits.argmax(dim=1) == target).sum())
-        seen += b
+    with inference(classifier):
+        for logits in iter_embeddings(frames, classifier, batch_size=batch_size, where=where,
+                                      name="classifier"):  # fmt: skip
+            b, classes = logits.shape
+            if seen + b > t.numel():
+                raise ValueError(f"{where}: more frames than the {t.numel()} targets")
+            target = t[seen : seen + b]
+            if int(target.max()) >= classes:
+                raise ValueError(
+                    f"{where}: target {int(target.max())} is out of range for a classifier "
+                    f"with {classes} classes (0..{classes - 1})"
+                )
+            correct += int((logits.argmax(dim=1) == target).sum())
+            seen += b
     if seen == 0:
         raise ValueError(f"{where}: no frames given")
     if seen != t.numel():

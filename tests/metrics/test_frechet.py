@@ -23,6 +23,13 @@ from decouple.metrics.frechet import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _grad_mode_restored():
+    """No metric may leave gradients disabled (e.g. a no_grad held across a generator's yield)."""
+    yield
+    assert torch.is_grad_enabled(), "the test left torch.is_grad_enabled() False"
+
+
 def psd_sqrt(m: np.ndarray) -> np.ndarray:
     """Square root of a symmetric PSD matrix by eigh (float64)."""
     w, v = np.linalg.eigh(m)

@@ -20,6 +20,13 @@ from decouple.metrics.similarity import (
 SIMILARITIES = [feature_similarity, emotion_feature_similarity, identity_similarity]
 
 
+@pytest.fixture(autouse=True)
+def _grad_mode_restored():
+    """No metric may leave gradients disabled (e.g. a no_grad held across a generator's yield)."""
+    yield
+    assert torch.is_grad_enabled(), "the test left torch.is_grad_enabled() False"
+
+
 def index_frames(start: int, n: int) -> torch.Tensor:
     """uint8 frames whose pixel value is their index (start .. start + n - 1)."""
     values = torch.arange(start, start + n, dtype=torch.uint8)
@@ -213,3 +220,13 @@ def test_emotion_accuracy_errors() -> None:
         emotion_accuracy(lambda x: x.mean((1, 2, 3)), frames, [0, 1, 2])
     with pytest.raises(ValueError, match="no frames given"):
         emotion_accuracy(clf, [], [])
+
+
+def test_modes_restored_after_errors_mid_stream() -> None:
+    net = _BNEmbed().train()
+    frames = torch.rand(6, 3, 4, 4)
+    with pytest.raises(ValueError, match="ended after"):
+        feature_similarity([frames[:3], frames[3:]], [frames[:2]], net)
+    with pytest.raises(ValueError, match="more frames than"):
+        emotion_accuracy(net, [frames[:3], frames[3:]], [0, 1, 2, 3])
+    assert net.training and net.bn.training and torch.is_grad_enabled()
