@@ -9,6 +9,8 @@
 | `content` | `VisualContentEncoder`: backbone + attention + projection (Ec) |
 | `emotion` | `EmotionEncoder`: image tower + head (Ee) |
 | `ccrl`, `cerl` | `CCRL`, `CERL`: trainable modules with `loss(batch)` |
+| `efficientface` | `EfficientFace`: the protocol's emotion-feature model (AffectNet-7 file) |
+| `dlib_face` | `DlibFaceEmbedder`: dlib's offline face-recognition embedding (identity) |
 
 Names are imported on first use (so `import decouple.encoders` stays light).
 `CheckpointError`, `load_state_file`, `load_weights` and `save_weights` are re-exported from
@@ -36,6 +38,12 @@ if TYPE_CHECKING:  # static names for type checkers and the API docs; imported l
     from decouple.encoders.cerl import CERL
     from decouple.encoders.content import VisualContentEncoder
     from decouple.encoders.conv_backbone import ConvBackbone
+    from decouple.encoders.dlib_face import DlibFaceEmbedder
+    from decouple.encoders.efficientface import (
+        AFFECTNET7_EMOTIONS,
+        AFFECTNET8_EMOTIONS,
+        EfficientFace,
+    )
     from decouple.encoders.emotion import EmotionEncoder
     from decouple.encoders.iresnet import STAGES, IBasicBlock, IResNet, iresnet50
     from decouple.encoders.spec import ImageSpec, ImageSpecError
@@ -60,15 +68,23 @@ _EXPORTS = {
     "EmotionEncoder": "emotion",
     "CCRL": "ccrl",
     "CERL": "cerl",
+    "EfficientFace": "efficientface",
+    "AFFECTNET7_EMOTIONS": "efficientface",
+    "AFFECTNET8_EMOTIONS": "efficientface",
+    "DlibFaceEmbedder": "dlib_face",
 }
 
 __all__ = [
+    "AFFECTNET7_EMOTIONS",
+    "AFFECTNET8_EMOTIONS",
     "CCRL",
     "CERL",
     "STAGES",
     "AudioQueriedAttention",
     "CheckpointError",
     "ConvBackbone",
+    "DlibFaceEmbedder",
+    "EfficientFace",
     "EmotionEncoder",
     "IBasicBlock",
     "IResNet",
