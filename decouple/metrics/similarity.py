@@ -75,6 +75,32 @@ def _count(frames: object) -> int | None:
     return int(frames.shape[0]) if isinstance(frames, Tensor) else None
 
 
+_PAIRS = ("paired", "all")
+
+
+def _unit_rows(z: Tensor, name: str, offset: int, where: str) -> Tensor:
+    norms = z.norm(dim=1)
+    zero = (norms == 0).nonzero().flatten()
+    if zero.numel():
+        raise ValueError(
+            f"{where}: embed returned a zero feature vector for {name} frame "
+            f"{offset + int(zero[0])}: the cosine similarity is undefined"
+        )
+    return z / norms[:, None]
+
+
+def _mean_unit_row(rows: Iterator[Tensor], name: str, where: str) -> tuple[Tensor, int]:
+    total: Tensor | None = None
+    n = 0
+    for z in rows:
+        u = _unit_rows(z, name, n, where).sum(dim=0)
+        total = u if total is None else total + u
+        n += int(z.shape[0])
+    if total is None:
+        raise ValueError(f"{where}: {name} holds no frames")
+    return total / n, n
+
+
 def _similarity(
     a: Tensor | Iterable[Tensor],
     b: Tensor | Iterable[Tensor],
@@ -82,8 +108,21 @@ def _similarity(
     batch_size: int,
     where: str,
     names: tuple[str, str],
+    pairs: str = "paired",
 ) -> float:
     check_batch_size(batch_size, where)
+    if pairs not in _PAIRS:
+        raise ValueError(f"{where}: pairs must be one of {_PAIRS}, got {pairs!r}")
+    if pairs == "all":  # mean over every (a_i, b_j) = <mean unit row of a, mean unit row of b>
+        with inference(embed):
+            rows_a = iter_embeddings(a, embed, batch_size=batch_size, where=where, what=names[0])
+            mean_a, _ = _mean_unit_row(rows_a, names[0], where)
+            rows_b = iter_embeddings(b, embed, batch_size=batch_size, where=where, what=names[1])
+            mean_b, _ = _mean_unit_row(rows_b, names[1], where)
+        if mean_a.shape != mean_b.shape:
+            raise ValueError(f"{where}: embed gave {mean_a.shape[0]} features for {names[0]} "
+                             f"and {mean_b.shape[0]} for {names[1]}")  # fmt: skip
+        return float((mean_a.double() * mean_b.double()).sum().clamp(-1.0, 1.0))
     n_a, n_b = _count(a), _count(b)
     if n_a is not None and n_b is not None and n_a != n_b:
         raise ValueError(
@@ -98,15 +137,9 @@ def _similarity(
             if za.shape[1] != zb.shape[1]:
                 raise ValueError(f"{where}: embed gave {za.shape[1]} features for {names[0]} "
                                  f"and {zb.shape[1]} for {names[1]}")  # fmt: skip
-            na, nb = za.norm(dim=1), zb.norm(dim=1)
-            for name, norms in ((names[0], na), (names[1], nb)):
-                zero = (norms == 0).nonzero().flatten()
-                if zero.numel():
-                    raise ValueError(
-                        f"{where}: embed returned a zero feature vector for {name} frame "
-                        f"{offset + int(zero[0])}: the cosine similarity is undefined"
-                    )
-            cos = ((za * zb).sum(dim=1) / (na * nb)).clamp(-1.0, 1.0)
+            ua = _unit_rows(za, names[0], offset, where)
+            ub = _unit_rows(zb, names[1], offset, where)
+            cos = (ua * ub).sum(dim=1).clamp(-1.0, 1.0)
             total += float(cos.sum())
             n += int(cos.numel())
     if n == 0:
@@ -120,6 +153,7 @@ def feature_similarity(
     embed: Callable[[Tensor], Tensor],
     *,
     batch_size: int = 64,
+    pairs: str = "paired",
 ) -> float:
     """Mean over paired frames of the cosine similarity of their embeddings (float64).
 
@@ -133,6 +167,9 @@ def feature_similarity(
         embed: Any callable `(b, 3, h, w) -> (b, d)` (an `nn.Module`, a bound method such as
             `model.features`, or a function).
         batch_size: Largest number of frames per call of `embed`.
+        pairs: "paired": frame i against frame i (same counts); "all": the mean over every
+            (first, second) pair, which needs no alignment or equal counts (the SPFEM authors'
+            CSIM script; it equals the dot product of the two sets' mean unit features).
 
     Returns:
         The mean cosine similarity, in [-1, 1].
@@ -151,7 +188,7 @@ def feature_similarity(
         >>> round(feature_similarity(frames, [frames[:4], frames[4:]], pooled), 12)
         1.0
     """
-    return _similarity(a, b, embed, batch_size, "feature_similarity", ("a", "b"))
+    return _similarity(a, b, embed, batch_size, "feature_similarity", ("a", "b"), pairs)
 
 
 def emotion_feature_similarity(
@@ -160,6 +197,7 @@ def emotion_feature_similarity(
     embed: Callable[[Tensor], Tensor],
     *,
     batch_size: int = 64,
+    pairs: str = "paired",
 ) -> float:
     """The SPFEM papers' "CSIM": cosine similarity of *emotion* features, real vs generated.
 
@@ -177,6 +215,9 @@ def emotion_feature_similarity(
         generated: The paired generated frames, as many as `real`.
         embed: An emotion-feature model `(b, 3, h, w) -> (b, d)`.
         batch_size: Largest number of frames per call of `embed`.
+        pairs: "paired": frame i against frame i (same counts); "all": the mean over every
+            (first, second) pair, which needs no alignment or equal counts (the SPFEM authors'
+            CSIM script; it equals the dot product of the two sets' mean unit features).
 
     Returns:
         The mean cosine similarity (higher is better).
@@ -192,7 +233,7 @@ def emotion_feature_similarity(
         True
     """
     return _similarity(real, generated, embed, batch_size, "emotion_feature_similarity",
-                       ("real", "generated"))  # fmt: skip
+                       ("real", "generated"), pairs)  # fmt: skip
 
 
 def identity_similarity(
@@ -201,6 +242,7 @@ def identity_similarity(
     embed: Callable[[Tensor], Tensor],
     *,
     batch_size: int = 64,
+    pairs: str = "paired",
 ) -> float:
     """Identity similarity: cosine of face-recognition embeddings, source vs generated.
 
@@ -215,6 +257,9 @@ def identity_similarity(
         generated: The paired generated frames, as many as `source`.
         embed: A face-recognition model `(b, 3, h, w) -> (b, d)`.
         batch_size: Largest number of frames per call of `embed`.
+        pairs: "paired": frame i against frame i (same counts); "all": the mean over every
+            (first, second) pair, which needs no alignment or equal counts (the SPFEM authors'
+            CSIM script; it equals the dot product of the two sets' mean unit features).
 
     Returns:
         The mean cosine similarity (higher is better; 1 for the same embedding).
@@ -231,7 +276,7 @@ def identity_similarity(
         1.0
     """
     return _similarity(source, generated, embed, batch_size, "identity_similarity",
-                       ("source", "generated"))  # fmt: skip
+                       ("source", "generated"), pairs)  # fmt: skip
 
 
 def _targets(targets: Tensor | Sequence[int], where: str) -> Tensor:

@@ -230,3 +230,32 @@ def test_modes_restored_after_errors_mid_stream() -> None:
     with pytest.raises(ValueError, match="more frames than"):
         emotion_accuracy(net, [frames[:3], frames[3:]], [0, 1, 2, 3])
     assert net.training and net.bn.training and torch.is_grad_enabled()
+
+
+@pytest.mark.parametrize("fn", SIMILARITIES)
+def test_all_pairs_mean_equals_a_double_loop_of_cosines(fn) -> None:
+    g = torch.Generator().manual_seed(3)
+    table = torch.randn(12, 5, generator=g, dtype=torch.float64)
+    look = Lookup(table)
+    a, b = index_frames(0, 7), index_frames(7, 5)  # different counts: allowed for "all"
+    want = np.mean([
+        float(table[i] @ table[j] / (table[i].norm() * table[j].norm()))
+        for i in range(7) for j in range(7, 12)
+    ])
+    assert fn(a, b, look, pairs="all") == pytest.approx(want, abs=1e-12)
+    streamed = fn([a[:2], a[2:]], [b[:4], b[4:]], look, batch_size=3, pairs="all")
+    assert streamed == pytest.approx(want, abs=1e-12)
+
+
+def test_all_pairs_of_identical_sets_is_below_one_and_paired_is_one() -> None:
+    table = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    frames = index_frames(0, 2)
+    assert feature_similarity(frames, frames, Lookup(table)) == pytest.approx(1.0, abs=1e-12)
+    # mean unit row (0.5, 0.5): squared length 0.5 (the all-pairs mean of 1, 0, 0, 1)
+    assert feature_similarity(frames, frames, Lookup(table), pairs="all") == pytest.approx(0.5)
+
+
+def test_pairs_must_be_known() -> None:
+    frames = index_frames(0, 2)
+    with pytest.raises(ValueError, match="pairs must be one of"):
+        feature_similarity(frames, frames, Lookup(torch.eye(2)), pairs="every")
