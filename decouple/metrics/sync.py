@@ -38,6 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from decouple.encoders.spec import ImageSpec
+from decouple.metrics._batching import inference, model_device
 
 __all__ = [
     "SYNC_FPS",
@@ -646,15 +647,6 @@ def _dct_matrix() -> Tensor:
 # a clip through a model
 
 
-def _device_of(model: object) -> torch.device | None:
-    params = getattr(model, "parameters", None)
-    if callable(params):
-        first = next(iter(params()), None)
-        if isinstance(first, Tensor):
-            return first.device
-    return None
-
-
 def _embed(
     fn: Callable[[Tensor], Tensor],
     batches: Iterable[Tensor],
@@ -810,7 +802,7 @@ def lip_sync(
     audio_windows = mfcc.unfold(1, _MFCC_WINDOW, _MFCC_PER_FRAME).transpose(0, 1)  # (w, 13, 20)
     audio_windows = audio_windows[:w].to(torch.float32)
 
-    device = _device_of(model)
+    device = model_device(model)
     starts = range(0, w, int(batch_size))
     step = torch.arange(_WINDOW, device=frames.device)
 
@@ -820,16 +812,9 @@ def lip_sync(
             yield _as_uint8(frames[first[:, None] + step])
 
     audio_batches = (audio_windows[i : i + batch_size].contiguous() for i in starts)
-    was_training = isinstance(model, nn.Module) and model.training
-    if isinstance(model, nn.Module):
-        model.eval()
-    try:
-        with torch.no_grad():
-            v = _embed(model.embed_video, video_batches(), "embed_video", device)
-            a = _embed(model.embed_audio, audio_batches, "embed_audio", device)
-    finally:
-        if was_training:
-            model.train()  # type: ignore[union-attr]
+    with inference(model):  # eval mode, every submodule's mode restored after
+        v = _embed(model.embed_video, video_batches(), "embed_video", device)
+        a = _embed(model.embed_audio, audio_batches, "embed_audio", device)
     if v.shape[1] != a.shape[1]:
         raise ValueError(
             f"{where}: model.embed_video gives {v.shape[1]}-d and model.embed_audio "
