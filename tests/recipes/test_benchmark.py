@@ -15,7 +15,7 @@ from conftest import RECIPE
 
 sys.path.insert(0, str(RECIPE))
 
-from benchmark import SHARED_STAGES, copy_shared_stages, main, run_dirs  # noqa: E402
+from benchmark import SHARED_STAGES, copy_shared_stages, main, run_dirs
 
 
 def test_run_dirs_name_every_method_and_seed() -> None:
