@@ -1,6 +1,6 @@
 """Train and score the SynthTalk SPFEM benchmark: every seed, every ablation, then evaluate.py.
 
-    python recipes/spfem/benchmark.py                  # 3 seeds x (full + 3 ablations), then the report
+    python recipes/spfem/benchmark.py             # 3 seeds x (full + 3 ablations), report
     python recipes/spfem/benchmark.py --seeds 0 --no-evaluate spfem.steps=100   # a quick look
     python recipes/spfem/benchmark.py --launcher "accelerate launch --num_processes 2"
 
