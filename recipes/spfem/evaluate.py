@@ -1359,7 +1359,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-sources", type=int, default=None,
                    help="at most N source clips per held-out speaker (default: all)")
     p.add_argument("--out", default=None,
-                   help="output folder (default: <first run>/evaluation)")
+                   help="output folder (default: <first full run>/evaluation)")
     p.add_argument("--docs", default=None,
                    help="also write this documentation page (e.g. docs/results.md; images in "
                         "its folder's img/results/)")
@@ -1428,7 +1428,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if device.type == "cuda" and not torch.cuda.is_available():
             raise EvaluateError(f"--device {args.device}: CUDA is not available here")
         runs = parse_runs(args.runs)
-        out = Path(args.out) if args.out else runs[-1].run_dir / "evaluation"
+        first = next((r for r in runs if r.method == "full"), runs[0])
+        out = Path(args.out) if args.out else first.run_dir / "evaluation"
         if args.mead_sources == "all":
             from decouple.data.registry import MEAD_SPFEM
 

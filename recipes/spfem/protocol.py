@@ -26,8 +26,9 @@ first one (the next sentence, cyclically).
 * **MEAD** ([mead_protocol][protocol.mead_protocol]): the six test actors of the SPFEM papers
   (`decouple.data.convert.mead.SPFEM_TEST_ACTORS`), their 7 emotions (contempt dropped, the
   `mead7` set) and their cross-ID map ([MEAD_CROSS_MAP][protocol.MEAD_CROSS_MAP]:
-  M003 <- W015, M009 <- M003, W029 <- M009, M012 <- W029, M030 <- M012, W015 <- M030). An actor
-  missing from the shards is an error that names the shards and the actors found.
+  M003 <- W015, M009 <- M003, W029 <- M009, M012 <- W029, M030 <- M012, W015 <- M030); intra-ID
+  and cross-ID only by default (the papers' table). An actor missing from the shards is an
+  error that names the shards and the actors found.
 
 This is recipe code: import it from the recipe folder (`sys.path` holds it when a script there
 runs).
