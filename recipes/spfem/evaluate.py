@@ -304,6 +304,7 @@ class HeldOut:
         real: Real frames of the target emotions (the Frechet sets), `fd_frames` per clip.
         real_keys: The clips of `real`.
         fd_frames: Frames per clip (evenly spaced) in the Frechet sets, real and generated.
+        max_frames: Sources are cut to their first `max_frames` frames (None: whole clips).
     """
 
     protocol: Protocol
@@ -316,10 +317,11 @@ class HeldOut:
     real: list[Tensor] = field(default_factory=list)
     real_keys: list[str] = field(default_factory=list)
     fd_frames: int = FD_FRAMES
+    max_frames: int | None = None
 
     @classmethod
-    def load(cls, protocol: Protocol, fps: float, size: int,
-             fd_frames: int = FD_FRAMES) -> HeldOut:  # fmt: skip
+    def load(cls, protocol: Protocol, fps: float, size: int, fd_frames: int = FD_FRAMES,
+             max_frames: int | None = None) -> HeldOut:  # fmt: skip
         """Read and decode every clip the protocol uses (one pass over the split).
 
         Real sets: every clip of the protocol's speakers in a target emotion at the target
@@ -330,6 +332,7 @@ class HeldOut:
             fps: Frame rate of the shards.
             size: Frame side.
             fd_frames: Frames per clip in the Frechet sets.
+            max_frames: Cut the sources to their first frames (a quick look; None: whole).
 
         Returns:
             The media.
@@ -343,10 +346,10 @@ class HeldOut:
                 and c.emotion in p.targets
                 and c.level == (1 if c.emotion == "neutral" else p.level)]  # fmt: skip
         clips = load_clips(p.root, p.split, [*sources, *refs, *real])
-        out = cls(p, fps, size, real_keys=real, fd_frames=fd_frames)
+        out = cls(p, fps, size, real_keys=real, fd_frames=fd_frames, max_frames=max_frames)
         for key in sources:
             clip = clips[key]
-            out.sources[key] = read_video(clip.video, name=f"{key}.mp4").frames
+            out.sources[key] = read_video(clip.video, name=f"{key}.mp4").frames[:max_frames]
             a = read_audio(clip.audio, sample_rate=None, name=f"{key}.flac")
             out.audio[key] = (a.waveform, a.sample_rate)
             if "synthtalk" in clip.extras:
@@ -551,10 +554,11 @@ class SynthTalkScorer:
         key, target = job
         params = self.data.params[key]
         level = self.data.protocol.level
+        n = len(self.data.sources[key])  # the source's frames (all, or --max-frames)
         cf = render(params, emotion=target, intensity=1 if target == "neutral" else level)
         source_landmarks = render(params).landmarks
-        box = mouth_box(source_landmarks, cf.landmarks, size=int(cf.frames.shape[-1]))
-        return Truth(cf.frames, cf.arrays["mouth"], box, params)
+        box = mouth_box(source_landmarks[:n], cf.landmarks[:n], size=int(cf.frames.shape[-1]))
+        return Truth(cf.frames[:n], cf.arrays["mouth"][:n], box, params)
 
     def fixed_outputs(self, job: tuple[str, str], truth: Truth | None) -> dict[str, list[Tensor]]:
         """The outputs of the rows without a model: copy, ground truth, floor.
@@ -572,8 +576,9 @@ class SynthTalkScorer:
         key, target = job
         level = self.data.protocol.level
         seed = int(truth.params["nuisance_seed"])
+        n = len(truth.frames)
         floors = [render(truth.params, emotion=target, intensity=1 if target == "neutral"
-                         else level, nuisance_seed=(seed + 7919 * (k + 1)) % 2**31).frames
+                         else level, nuisance_seed=(seed + 7919 * (k + 1)) % 2**31).frames[:n]
                   for k in range(self.floor_seeds)]  # fmt: skip
         return {"copy": [self.data.sources[key]], "ground_truth": [truth.frames],
                 "floor": floors}
@@ -879,8 +884,10 @@ def _pair_record(pair: Pair, protocol: Protocol) -> dict[str, Any]:
 
 def _score_fixed(scorer: SynthTalkScorer, data: HeldOut, truths: dict[tuple[str, str], Any],
                  progress: bool) -> tuple[dict[str, dict[str, list[dict[str, Any]]]],
-                                          dict[str, dict[str, list[Tensor]]]]:  # fmt: skip
-    """Records and Frechet frames of the rows without a model, per setting."""
+                                          dict[str, dict[str, list[Tensor]]],
+                                          dict[tuple[str, str], dict[str, Tensor]]]:  # fmt: skip
+    """Records and Frechet frames of the rows without a model, per setting, and each job's
+    middle output frame per row (for the frame grids)."""
     p = data.protocol
     by_job: dict[str, dict[tuple[str, str], dict[str, Any]]] = {r: {} for r in scorer.fixed_rows}
     pool_job: dict[str, dict[tuple[str, str], list[Tensor]]] = {r: {} for r in scorer.fixed_rows}
@@ -907,8 +914,9 @@ def _score_fixed(scorer: SynthTalkScorer, data: HeldOut, truths: dict[tuple[str,
                              **scorer.score_pair(first, pair)})
                 frames += pool_job[row][job]
             records[row][setting], pools[row][setting] = recs, frames
-    scorer._fixed_outputs = outputs  # type: ignore[attr-defined]  (frame grids)
-    return records, pools
+    middles = {job: {row: _middle(o[0]) for row, o in rows.items()}
+               for job, rows in outputs.items()}  # fmt: skip
+    return records, pools, middles
 
 
 def _pooled(scorer: SynthTalkScorer, frames: list[Tensor], where: str,
@@ -1145,6 +1153,7 @@ def evaluate(
     floor_seeds: int = FLOOR_SEEDS,
     stride: int = 1,
     fd_frames: int = FD_FRAMES,
+    max_frames: int | None = None,
     probe_windows: int | None = None,
     embed_windows: int = 32,
     examples: int = 4,
@@ -1178,6 +1187,8 @@ def evaluate(
         stride: Score every stride-th frame of each output (all per-frame metrics; lip sync
             always uses every frame).
         fd_frames: Frames per clip (evenly spaced) in the Frechet sets.
+        max_frames: Use only the first `max_frames` frames of every source (a quick look;
+            None: whole clips; the audio is cut to the frames by `lip_sync`).
         probe_windows: Windows per split of the decoupling probes (None: the run's config;
             0: no decoupling table).
         embed_windows: Held-out windows embedded for the 2D projection (0: none).
@@ -1211,7 +1222,7 @@ def evaluate(
                                  settings=settings or ("intra", "cross"))  # fmt: skip
     if corpus == "mead":  # the weight files first: a missing one is an error before any work
         _check_files(arcface, syncnet, emotion_model)
-    data = HeldOut.load(protocol, facts["fps"], facts["size"], fd_frames)
+    data = HeldOut.load(protocol, facts["fps"], facts["size"], fd_frames, max_frames)
     metrics = metrics_for(corpus)
     if corpus == "synthtalk":
         if evaluators is None or isinstance(evaluators, str | Path):
@@ -1237,7 +1248,7 @@ def evaluate(
 
     rows: dict[str, Any] = {}
     pooled_notes: list[str] = []
-    fixed, fixed_pools = _score_fixed(scorer, data, truths, progress)
+    fixed, fixed_pools, fixed_middles = _score_fixed(scorer, data, truths, progress)
     for row in scorer.fixed_rows:
         per_setting = {}
         for s in protocol.settings():
@@ -1248,9 +1259,8 @@ def evaluate(
         rows[row] = {"name": ROW_NAMES[row], "runs": [], "seeds": [], "settings": per_setting,
                      "pairs": fixed[row]}  # fmt: skip
     example_frames: dict[str, list[Tensor]] = {}
-    fixed_out = scorer._fixed_outputs  # type: ignore[attr-defined]
     for row in scorer.fixed_rows:
-        example_frames[row] = [_middle(fixed_out[(p.source, p.target)][row][0]) for p in shown]
+        example_frames[row] = [fixed_middles[(p.source, p.target)][row] for p in shown]
 
     decoupling_seeds: list[dict[str, Any]] = []
     embeddings = None
@@ -1319,7 +1329,8 @@ def evaluate(
         "options": {"max_sources": max_sources, "max_offset": max_offset, "padding": padding,
                     "floor_seeds": floor_seeds if corpus == "synthtalk" else None,
                     "stride": stride,
-                    "fd_frames_per_clip": fd_frames, "real_clips": len(data.real_keys),
+                    "fd_frames_per_clip": fd_frames, "max_frames": max_frames,
+                    "real_clips": len(data.real_keys),
                     "evaluators": getattr(evaluators, "summary", None)
                     if corpus == "synthtalk" else None,
                     "device": str(device), "batch": batch},
@@ -1387,6 +1398,8 @@ def parser() -> argparse.ArgumentParser:
                    help="other nuisance seeds of the floor row")
     p.add_argument("--stride", type=int, default=1,
                    help="score every N-th frame of each output (lip sync: every frame)")
+    p.add_argument("--max-frames", type=int, default=None,
+                   help="only the first N frames of each source (a quick look)")
     p.add_argument("--fd-frames", type=int, default=FD_FRAMES,
                    help=f"frames per clip in the Frechet / FAD sets ({FD_FRAMES})")
     p.add_argument("--probe-windows", type=int, default=None,
@@ -1418,6 +1431,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.max_sources is not None and args.max_sources < 1:
             raise EvaluateError(f"--max-sources: expected an integer >= 1, got "
                                 f"{args.max_sources}")  # fmt: skip
+        if args.max_frames is not None and args.max_frames < 5:
+            raise EvaluateError(f"--max-frames: expected an integer >= 5 (a lip-sync window), "
+                                f"got {args.max_frames}")  # fmt: skip
         if args.fd_frames < 1:
             raise EvaluateError(f"--fd-frames: expected an integer >= 1, got {args.fd_frames}")
         if args.stride < 1:
@@ -1450,7 +1466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             arcface_arch=args.arcface_arch, settings=settings, syncnet=args.syncnet,
             emotion_model=args.emotion_model, mead_sources=sources, max_offset=args.max_offset,
             padding=args.padding, floor_seeds=args.floor_seeds, stride=args.stride,
-            fd_frames=args.fd_frames,
+            fd_frames=args.fd_frames, max_frames=args.max_frames,
             probe_windows=args.probe_windows, device=device, batch=args.batch,
             progress=args.progress,
         )  # fmt: skip

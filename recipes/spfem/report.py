@@ -32,6 +32,8 @@ _RECIPE = Path(__file__).resolve().parent
 if str(_RECIPE) not in sys.path:  # imported from elsewhere (tests)
     sys.path.insert(0, str(_RECIPE))
 
+from protocol import SETTING_NAMES  # noqa: E402
+
 __all__ = [
     "ACCURACY_GOALS",
     "CONTENT_PROBE_ABOVE",
@@ -60,8 +62,6 @@ EMOTION_PROBE_GOAL = 0.90
 """Emotion probe accuracy the emotion embedding must reach."""
 GOAL_SETTINGS = ("intra", "cross")
 """Settings the generator goals are checked on (held-out speakers, reference-driven)."""
-SETTING_NAMES = {"intra": "intra-ID", "cross": "cross-ID", "label": "label-driven"}
-_ORDER = ("copy", "baseline", "content_only", "emotion_only", "full", "ground_truth", "floor")
 
 
 # -------------------------------------------------------------------------------------- JSON
@@ -167,7 +167,7 @@ def _cell(results: Mapping[str, Any], row: str, setting: str, key: str) -> tuple
 
 
 def _rows(results: Mapping[str, Any]) -> list[str]:
-    return [r for r in _ORDER if r in results["rows"]]
+    return list(results["rows"])  # in table order (evaluate.ROWS)
 
 
 # ------------------------------------------------------------------------------------- goals
