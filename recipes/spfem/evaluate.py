@@ -526,6 +526,11 @@ class SynthTalkScorer:
                  stride: int = 1) -> None:  # fmt: skip
         from decouple.metrics.frechet import embedding_statistics
 
+        plain = [k for k in data.sources if k not in data.params]
+        if plain:
+            raise EvaluateError(f"{data.protocol.root}: clip {plain[0]} has no 'synthtalk' "
+                                "extra (not a SynthTalk corpus: no counterfactual ground "
+                                "truth); for MEAD shards pass --corpus mead")  # fmt: skip
         missing = [e for e in data.protocol.targets if e not in evaluators.emotion_names]
         if missing:
             raise EvaluateError(f"the evaluators know {list(evaluators.emotion_names)}, not the "
@@ -1239,9 +1244,10 @@ def evaluate(
                             batch=batch, stride=stride)  # fmt: skip
 
     truths = {job: scorer.truth(job) for job in protocol.jobs()}
-    shown = []
+    shown: list[Pair] = []  # the frame grids: the first pair per target of the first setting
     for target in protocol.targets:
-        first = next((p for p in protocol.of("intra") if p.target == target), None)
+        first = next((p for p in protocol.of(protocol.settings()[0]) if p.target == target),
+                     None)  # fmt: skip
         if first is not None and len(shown) < examples:
             shown.append(first)
     keep = {(p.setting, p.source, p.target) for p in shown}
@@ -1312,11 +1318,10 @@ def evaluate(
                      f"+-{max_offset} (need more than {max_offset} 5-frame windows): no LSE")
     if probe_windows != 0 and corpus == "mead":
         notes.append("no decoupling table on MEAD (no frame-level content labels)")
-    seeds_given = [len(rows[m]["runs"]) for m in METHODS if m in rows]
-    if seeds_given and min(seeds_given) < 3:
-        notes.append(f"fewer than 3 seeds for some method ({dict((m, len(rows[m]['runs'])) for m in METHODS if m in rows)}): "  # noqa: E501
-                     "the spread is not meaningful")
-    ref_examples = [data.references[p.reference] for p in shown if p.reference]
+    seeds_given = {m: len(rows[m]["runs"]) for m in METHODS if m in rows}
+    if seeds_given and min(seeds_given.values()) < 3:
+        notes.append(f"fewer than 3 seeds for some method ({seeds_given}): the spread is not "
+                     "meaningful")  # fmt: skip
     return {
         "format": "spfem-evaluation", "version": 1, "corpus": corpus, "root": root,
         "split": split, "fps": facts["fps"], "size": facts["size"],
@@ -1337,7 +1342,8 @@ def evaluate(
         "notes": notes,
         "examples": {"pairs": [[p.setting, p.source, p.target, p.reference] for p in shown],
                      "source": [_middle(data.sources[p.source]) for p in shown],
-                     "reference": [_middle(r) for r in ref_examples],
+                     "reference": [_middle(data.references[p.reference]) if p.reference
+                                   else None for p in shown],
                      "rows": example_frames},
         "embeddings": embeddings,
     }  # fmt: skip

@@ -461,7 +461,8 @@ def _frame_grid(examples: Mapping[str, Any], row: str) -> Any:
     gt = examples["rows"].get("ground_truth")
     for i, src in enumerate(examples["source"]):
         blank = torch.zeros_like(src)
-        ref = examples["reference"][i] if i < len(examples["reference"]) else blank
+        ref = examples["reference"][i]
+        ref = blank if ref is None else ref
         cols = [src, ref, examples["rows"][row][i], gt[i] if gt else blank]
         lines.append(torch.cat(cols, dim=-1))
     grid = torch.cat(lines, dim=-2)
@@ -616,7 +617,8 @@ def render_markdown(results: Mapping[str, Any], images: Mapping[str, str], *,
         out += [f"![embeddings]({images['embeddings']})", ""]
     grids = [k for k in images if k.startswith("grid-")]
     if grids:
-        out += ["## Frames", "", "Middle frames of intra-ID pairs, one per row: source | "
+        first = SETTING_NAMES[results["settings_run"][0]]
+        out += ["## Frames", "", f"Middle frames of {first} pairs, one target per row: source | "
                 "reference | output | ground truth" + (" (MEAD: none)" if corpus == "mead"
                                                       else "") + ".", ""]  # fmt: skip
         for k in grids:
