@@ -503,9 +503,10 @@ def write_images(results: Mapping[str, Any], img_dir: str | Path) -> dict[str, P
 def _definitions(corpus: str) -> str:
     if corpus == "mead":
         return "\n".join([
-            "- **FAD**: Frechet distance between ArcFace (IResNet-50, 512-d, not normalised) "
-            "embedding statistics of real frames of the target emotions (the held-out actors' "
-            "level-3 clips) and of the outputs (lower is better).",
+            "- **FAD**: Frechet distance between ArcFace embedding statistics (the IResNet's "
+            "512-d embedding, not normalised; IResNet-50 unless `--arcface-arch` says "
+            "otherwise) of real frames of the target emotions (the held-out actors' level-3 "
+            "clips) and of the outputs (lower is better).",
             "- **LSE-D / LSE-C**: SyncNet v2 distance at the best audio offset and confidence "
             "(median minus minimum of the mean distance over offsets), output frames against "
             "the source audio, 5-frame windows at 25 fps.",
@@ -584,8 +585,8 @@ def render_markdown(results: Mapping[str, Any], images: Mapping[str, str], *,
         out.append("Cross-ID map (source <- reference speaker): "
                    + ", ".join(f"{a} <- {b}" for a, b in p["cross_map"].items()) + ".")
         out.append("")
-    out.append("Pairs: " + ", ".join(f"{SETTING_NAMES[s]} {n}" for s, n in p["counts"].items())
-               + ".")
+    out.append("Pairs: " + ", ".join(f"{SETTING_NAMES[s]} {p['counts'][s]}"
+                                     for s in results["settings_run"]) + ".")
     out += ["", "Rows: " + "; ".join(f"**{results['rows'][r]['name']}**"
                                      + (f" ({len(results['rows'][r]['runs'])} seed(s): "
                                         + ", ".join(results["rows"][r]["runs"]) + ")"
