@@ -22,7 +22,6 @@ import math
 import operator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["psnr", "ssim"]
@@ -157,18 +156,26 @@ def _gaussian_window(window: int, sigma: float, device: torch.device) -> Tensor:
     return g / g.sum()
 
 
+def _band(g: Tensor, n: int) -> Tensor:
+    """(n - k + 1, n) matrix whose row i holds the k taps of g at columns i..i+k-1."""
+    k = g.numel()
+    rows = torch.arange(n - k + 1, device=g.device)
+    band = torch.zeros(n - k + 1, n, dtype=g.dtype, device=g.device)
+    band[rows[:, None], rows[:, None] + torch.arange(k, device=g.device)] = g
+    return band
+
+
 def _ssim_map_mean(x: Tensor, y: Tensor, g: Tensor, c1: float, c2: float) -> Tensor:
     """Per-row mean SSIM of x, y (m, 1, h, w) float64, valid region."""
-    window = g.numel()
-    gv, gh = g.view(1, 1, window, 1), g.view(1, 1, 1, window)
+    bh, bw = _band(g, x.shape[-2]), _band(g, x.shape[-1])
 
-    def blur(t: Tensor) -> Tensor:
-        return F.conv2d(F.conv2d(t, gv), gh)  # separable Gaussian, no padding
-
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x * mu_x
-    var_y = blur(y * y) - mu_y * mu_y
-    cov = blur(x * y) - mu_x * mu_y
+    # The separable Gaussian over the valid positions as two banded matmuls on the five maps
+    # at once: several times faster than float64 conv2d on CPU (no optimised double kernels).
+    x, y = x[:, 0], y[:, 0]
+    mu_x, mu_y, xx, yy, xy = bh @ torch.stack([x, y, x * x, y * y, x * y]) @ bw.T
+    var_x = xx - mu_x * mu_x
+    var_y = yy - mu_y * mu_y
+    cov = xy - mu_x * mu_y
     num = (2.0 * mu_x * mu_y + c1) * (2.0 * cov + c2)
     den = (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
     return (num / den).flatten(1).mean(dim=1)
