@@ -11,6 +11,7 @@
 | `ccrl`, `cerl` | `CCRL`, `CERL`: trainable modules with `loss(batch)` |
 | `efficientface` | `EfficientFace`: the protocol's emotion-feature model (AffectNet-7 file) |
 | `dlib_face` | `DlibFaceEmbedder`: dlib's offline face-recognition embedding (identity) |
+| `dlib_landmarks` | `DlibLandmarks`, `detect_landmarks`: dlib's 68 landmarks (M-LMD / F-LMD) |
 
 Names are imported on first use (so `import decouple.encoders` stays light).
 `CheckpointError`, `load_state_file`, `load_weights` and `save_weights` are re-exported from
@@ -39,6 +40,7 @@ if TYPE_CHECKING:  # static names for type checkers and the API docs; imported l
     from decouple.encoders.content import VisualContentEncoder
     from decouple.encoders.conv_backbone import ConvBackbone
     from decouple.encoders.dlib_face import DlibFaceEmbedder
+    from decouple.encoders.dlib_landmarks import DlibLandmarks, detect_landmarks
     from decouple.encoders.efficientface import (
         AFFECTNET7_EMOTIONS,
         AFFECTNET8_EMOTIONS,
@@ -72,6 +74,8 @@ _EXPORTS = {
     "AFFECTNET7_EMOTIONS": "efficientface",
     "AFFECTNET8_EMOTIONS": "efficientface",
     "DlibFaceEmbedder": "dlib_face",
+    "DlibLandmarks": "dlib_landmarks",
+    "detect_landmarks": "dlib_landmarks",
 }
 
 __all__ = [
@@ -84,6 +88,7 @@ __all__ = [
     "CheckpointError",
     "ConvBackbone",
     "DlibFaceEmbedder",
+    "DlibLandmarks",
     "EfficientFace",
     "EmotionEncoder",
     "IBasicBlock",
@@ -91,6 +96,7 @@ __all__ = [
     "ImageSpec",
     "ImageSpecError",
     "VisualContentEncoder",
+    "detect_landmarks",
     "freeze",
     "iresnet50",
     "load_state_file",

@@ -53,39 +53,88 @@ _BOXES = ("detect", "frame")
 _ON_MISSING = ("warn", "raise")
 
 
-def _import_dlib() -> Any:
+# The helpers below are shared with decouple.encoders.dlib_landmarks (`who` names the caller).
+
+
+def _import_dlib(who: str = "DlibFaceEmbedder") -> Any:
     try:
         import dlib
     except ImportError as err:
-        raise ImportError(f"DlibFaceEmbedder needs dlib: {_INSTALL}") from err
+        raise ImportError(f"{who} needs dlib: {_INSTALL}") from err
     return dlib
 
 
-def _default_models_dir() -> Path:
+def _default_models_dir(
+    who: str = "DlibFaceEmbedder", files: tuple[str, ...] = tuple(DLIB_MODEL_FILES.values())
+) -> Path:
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
         raise ImportError(
-            f"DlibFaceEmbedder needs the dlib model files of face_recognition_models: {_INSTALL}; "
-            "or pass models_dir=<folder with "
-            + " and ".join(DLIB_MODEL_FILES.values()) + ">"
+            f"{who} needs the dlib model files of face_recognition_models: {_INSTALL}; "
+            "or pass models_dir=<folder with " + " and ".join(files) + ">"
         )  # fmt: skip
     return Path(next(iter(spec.submodule_search_locations))) / "models"
+
+
+def _model_path(folder: str | os.PathLike, role: str, name: str) -> Path:
+    """`folder / name`, or FileNotFoundError naming the dlib model file of that role."""
+    path = Path(folder) / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no such file (the dlib {role.replace('_', ' ')} model {name}; "
+            f"{_INSTALL}, or download it from dlib.net and bunzip2 it)"
+        )  # fmt: skip
+    return path
 
 
 @functools.lru_cache(maxsize=4)
 def _load_models(folder: str) -> tuple[Any, Any]:
     """(shape predictor, recognition model) from `folder`, loaded once per process."""
     dlib = _import_dlib()
-    paths = {role: Path(folder) / name for role, name in DLIB_MODEL_FILES.items()}
-    for role, path in paths.items():
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{path}: no such file (the dlib {role.replace('_', ' ')} model "
-                f"{DLIB_MODEL_FILES[role]}; {_INSTALL}, or download it from dlib.net and "
-                "bunzip2 it)"
-            )  # fmt: skip
+    paths = {role: _model_path(folder, role, name) for role, name in DLIB_MODEL_FILES.items()}
     return (dlib.shape_predictor(str(paths["shape_predictor"])),
             dlib.face_recognition_model_v1(str(paths["recognition"])))  # fmt: skip
+
+
+def _uint8_hwc(frames: Tensor, spec: ImageSpec) -> np.ndarray:
+    """(b, 3, h, w) uint8 / float [0, 1] (checked against `spec`) -> (b, h, w, 3) uint8 numpy."""
+    spec.check(frames)
+    if frames.dtype != torch.uint8:
+        frames = (spec.to_unit(frames.detach()) * 255).round().clamp(0, 255).to(torch.uint8)
+    return np.ascontiguousarray(frames.cpu().permute(0, 2, 3, 1).numpy())
+
+
+def _detect_boxes(images: np.ndarray, upsample: int) -> tuple[np.ndarray, list[int]]:
+    """dlib's HOG face box of each (h, w, 3) uint8 image (the largest face), found on the image
+    enlarged `2 ** upsample` times (bilinear) and scaled back.
+
+    Returns:
+        (b, 4) float32 `(x0, y0, x1, y1)` pixels (x1, y1 exclusive), NaN rows where no face
+        was found, and the indices of those frames.
+    """
+    from decouple.data.faces import detect_faces
+
+    boxes = np.full((len(images), 4), np.nan, np.float32)
+    scale = 2**upsample
+    missing = []
+    for i, image in enumerate(images):
+        frame = torch.from_numpy(image).permute(2, 0, 1)
+        if scale > 1:
+            frame = F.interpolate(frame[None].float(), scale_factor=scale, mode="bilinear",
+                                  align_corners=False)[0]  # fmt: skip
+            frame = frame.round().clamp(0, 255).to(torch.uint8)
+        found = detect_faces(frame, detector="dlib")  # largest first
+        if len(found) == 0:
+            missing.append(i)
+        else:
+            boxes[i] = found[0].numpy() / scale
+    return boxes, missing
+
+
+def _no_face_message(missing: list[int], b: int, h: int, w: int, upsample: int) -> str:
+    shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+    return (f"dlib's detector found no face in {len(missing)} of {b} frames ({h}x{w}; "
+            f"frames {shown}) with upsample={upsample}")  # fmt: skip
 
 
 class DlibFaceEmbedder(nn.Module):
@@ -159,14 +208,6 @@ class DlibFaceEmbedder(nn.Module):
         self.padding = float(padding)
         self.spec = ImageSpec(name="DlibFaceEmbedder")
 
-    def _uint8_hwc(self, frames: Tensor) -> np.ndarray:
-        """(b, 3, h, w) uint8 / float [0, 1] -> (b, h, w, 3) uint8 numpy."""
-        self.spec.check(frames)
-        if frames.dtype != torch.uint8:
-            frames = (self.spec.to_unit(frames.detach()) * 255).round().clamp(0, 255)
-            frames = frames.to(torch.uint8)
-        return np.ascontiguousarray(frames.cpu().permute(0, 2, 3, 1).numpy())
-
     def face_boxes(self, frames: Tensor) -> Tensor:
         """The face box of each frame, as used by `forward`.
 
@@ -189,32 +230,19 @@ class DlibFaceEmbedder(nn.Module):
             ...     print([[0.0, 0.0, 60.0, 40.0]])
             [[0.0, 0.0, 60.0, 40.0]]
         """
-        return torch.from_numpy(self._boxes(self._uint8_hwc(frames), stacklevel=3))
+        return torch.from_numpy(self._boxes(_uint8_hwc(frames, self.spec), stacklevel=3))
 
     def _boxes(self, images: np.ndarray, stacklevel: int) -> np.ndarray:
         b, h, w = images.shape[:3]
-        boxes = np.tile(np.array([0, 0, w, h], np.float32), (b, 1))
+        whole = np.array([0, 0, w, h], np.float32)
         if self.box == "frame" or b == 0:
-            return boxes
-        from decouple.data.faces import NoFaceWarning, detect_faces
+            return np.tile(whole, (b, 1))
+        from decouple.data.faces import NoFaceWarning
 
-        scale = 2**self.upsample
-        missing = []
-        for i, image in enumerate(images):
-            frame = torch.from_numpy(image).permute(2, 0, 1)
-            if scale > 1:
-                frame = F.interpolate(frame[None].float(), scale_factor=scale, mode="bilinear",
-                                      align_corners=False)[0]  # fmt: skip
-                frame = frame.round().clamp(0, 255).to(torch.uint8)
-            found = detect_faces(frame, detector="dlib")  # largest first
-            if len(found) == 0:
-                missing.append(i)
-            else:
-                boxes[i] = found[0].numpy() / scale
+        boxes, missing = _detect_boxes(images, self.upsample)
         if missing:
-            shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
-            what = (f"dlib's detector found no face in {len(missing)} of {b} frames ({h}x{w}; "
-                    f"frames {shown}) with upsample={self.upsample}")  # fmt: skip
+            boxes[missing] = whole
+            what = _no_face_message(missing, b, h, w, self.upsample)
             if self.on_missing == "raise":
                 raise ValueError(f"DlibFaceEmbedder: {what}; pass box='frame' for face crops or "
                                  "a larger upsample for small faces")  # fmt: skip
@@ -236,7 +264,7 @@ class DlibFaceEmbedder(nn.Module):
             decouple.encoders.ImageSpecError: If the frames do not follow the convention.
             ValueError: With `on_missing="raise"` and a frame without a face.
         """
-        images = self._uint8_hwc(frames)
+        images = _uint8_hwc(frames, self.spec)
         out = np.zeros((len(images), self.dim), np.float64)
         dlib = self._dlib
         boxes = self._boxes(images, stacklevel=5)  # warn at the caller of module(frames)
