@@ -50,7 +50,10 @@ def _perturb_generator(generator: nn.Module, film_std: float, mask_bias: float,
                 film.weight.copy_(torch.randn(film.weight.shape, generator=gen) * film_std)
                 film.bias.copy_(torch.randn(film.bias.shape, generator=gen) * film_std)
         head = generator.head
-        head.bias[3] += mask_bias  # the mask channel (rgb, mask split [3, 1])
+        head.bias[3] += mask_bias  # the mask channel (residual, mask split [3, 1])
+        if film_std > 0:  # the residual starts near 0 (copy the source): make it visible
+            w = head.weight[:3]
+            w.copy_(torch.randn(w.shape, generator=gen) * 0.5 / w[0].numel() ** 0.5)
 
 
 def write_random_run(
