@@ -7,12 +7,17 @@
             |  skip connections                            |
        decoder: upsample + conv, FiLM(gamma, beta) <-------+
             |
-       rgb (n, 3, h, w) and a soft edit mask m (n, 1, h, w)
+       a residual d = tanh(.) (n, 3, h, w) and a soft edit mask m (n, 1, h, w)
             |
-    output = (1 - m) * source + m * rgb
+    output = clamp(source + m * d, 0, 1)
 
-The mask lets the network change only where an emotion acts (brows, lids, cheeks, lip corners)
-and copy the rest of the source (identity, background, the mouth's speech movement) exactly.
+The output is a residual edit of the source: the head starts near zero, so an untrained
+generator copies the source (to about 1e-3), and training moves away from copy-the-source only where
+a loss asks for it. The mask lets the network change only where an emotion acts (brows, lids,
+cheeks, lip corners) and copy the rest (identity, background, the mouth's speech movement).
+(An earlier form blended toward a painted image, (1 - m) * source + m * rgb: it started
+from a gray blur of every frame, was worse than copying the source on held-out speakers
+after the demo's training and let the emotion loss paint stripes; see docs/recipes/spfem.md.)
 Frames are edited one by one (a window of t frames is folded into the batch: b t -> (b t)), so
 the model runs on clips of any length.
 
@@ -109,6 +114,11 @@ class Generator(nn.Module):
             for i in reversed(range(stages))
         )
         self.head = nn.Conv2d(widths[0], 4, 3, 1, 1)
+        # d ~ 0: the untrained generator copies the source (to about 1e-3). Not exactly 0:
+        # with the FiLM layers also at 0, a zero head would be a saddle where codes that ask
+        # for opposite edits cancel each other's gradients.
+        nn.init.normal_(self.head.weight, std=1e-3)
+        nn.init.zeros_(self.head.bias)
         # channels-last weights and activations: on the CPU the convolutions' backward is
         # about 10x faster for these small channel counts (measured: 0.64 -> 0.06 s for a
         # forward + backward of 8 frames at 64 px); the values are the same.
@@ -150,9 +160,9 @@ class Generator(nn.Module):
         skips.pop()
         for up in self.up:
             x = up(x, skips.pop(), c)
-        rgb, mask = self.head(x).split([3, 1], dim=1)
-        mask = torch.sigmoid(mask - 2.0)  # starts near copy-the-source (m ~ 0.12)
-        out = (1 - mask) * frames + mask * torch.sigmoid(rgb)
+        delta, mask = self.head(x).split([3, 1], dim=1)
+        mask = torch.sigmoid(mask - 2.0)  # starts small (m ~ 0.12), the residual at 0
+        out = (frames + mask * torch.tanh(delta)).clamp(0, 1)
         if video:
             out = rearrange(out, "(b t) c h w -> b t c h w", b=b)
             mask = rearrange(mask, "(b t) c h w -> b t c h w", b=b)
