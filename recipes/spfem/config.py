@@ -330,6 +330,26 @@ class SPFEMConfig:
         batch_size: Parallel groups per batch (2 renditions each: source and target).
         window: Aligned frames per rendition.
         lr: Adam learning rate (generator and discriminator).
+        betas: Adam's (beta1, beta2).
+        schedule: Learning-rate schedule over the steps: `constant` or `cosine` (to 0).
+        aligned_match: How each DTW-aligned target frame is brought onto its source frame
+            before the aligned L1 (parallel renditions are recorded with other head motion
+            and light, which the generator should not learn to reproduce): `none`, `gain`
+            (one least-squares brightness gain per frame) or `similarity` (a global shift
+            and rotation fitted by Gauss-Newton on blurred frames, then the gain).
+        emotion_anchor: `aligned`: the emotion term may only move each output pixel toward
+            the (matched) aligned target, its gradient is dropped where it would push a pixel
+            away from it: the frozen emotion encoder chooses which of the real differences to
+            the parallel rendition matter, the rendition bounds how far a pixel moves, and no
+            texture the encoder never saw (the stripes of the free loss) can lower it. `none`:
+            the plain gradient.
+        emotion_margin: Hinge of the emotion term: max(0, EmotionConsistency - margin), so
+            the generator stops pushing the frozen emotion encoder once the output is that
+            close to the reference (0 = the plain loss).
+        pairs: Which two renditions of a parallel group form a training pair: `any` (two
+            emotions drawn at random) or `reference` (the group's reference rendition, the
+            neutral one, and one other: the edits the SPFEM protocol asks for, neutral to
+            an emotion, and back).
         label_code_prob: Probability that a batch takes its emotion codes from the prompt
             prior's rows (labels) instead of the emotion encoder on reference frames.
         variant: `full` (CDRL), `baseline` (no CDRL terms), `content_only`, `emotion_only`;
@@ -344,6 +364,12 @@ class SPFEMConfig:
     batch_size: int = 4
     window: int = 2
     lr: float = 1e-3
+    betas: tuple[float, float] = (0.5, 0.999)
+    schedule: Literal["constant", "cosine"] = "constant"
+    aligned_match: Literal["none", "gain", "similarity"] = "none"
+    emotion_anchor: Literal["none", "aligned"] = "none"
+    emotion_margin: float = 0.0
+    pairs: Literal["any", "reference"] = "any"
     label_code_prob: float = 0.5
     variant: Literal["full", "baseline", "content_only", "emotion_only"] = "full"
     weights: LossWeights = field(default_factory=LossWeights)
@@ -469,6 +495,9 @@ def check_config(cfg: Config, where: str = "config") -> Config:
                         ("audio_prior.window", cfg.audio_prior.window),
                         ("clip.batch_size", cfg.clip.batch_size)):  # fmt: skip
         _positive(f"{where}: {name}", value)
+    if not 0.0 <= cfg.spfem.emotion_margin < 2.0:
+        raise ConfigError(f"{where}: spfem.emotion_margin: expected a number in [0, 2), got "
+                          f"{cfg.spfem.emotion_margin}")  # fmt: skip
     if not 0.0 <= cfg.spfem.label_code_prob <= 1.0:
         raise ConfigError(f"{where}: spfem.label_code_prob: expected a number in [0, 1], got "
                           f"{cfg.spfem.label_code_prob}")  # fmt: skip

@@ -2,7 +2,8 @@
 
     objective (nn.Module: batch -> {"loss", logs...}) + optimizer  --accelerator.prepare-->
     per-rank batch stream (NOT prepared: ShardDataset splits by rank itself)
-      for each step: `gradient_accumulation` micro-batches under accelerator.accumulate,
+      for each step: learning rate = the optimizer's lr x lr_scale(schedule, step),
+                     `gradient_accumulation` micro-batches under accelerator.accumulate,
                      autocast (mixed precision), finite-loss check on every rank,
                      backward, optimizer step
                      every log_every: scalars (TensorBoard + <stage>/scalars.jsonl), progress bar
@@ -47,6 +48,7 @@ __all__ = [
     "Position",
     "finish_stage",
     "latest_state",
+    "lr_scale",
     "to_device",
     "train",
     "write_json",
@@ -124,6 +126,35 @@ class LoopSettings:
     gradient_accumulation: int
     debug_exit_after_save: int = 0
     debug_nan_step: int = 0
+    schedule: str = "constant"
+
+
+def lr_scale(schedule: str, step: int, steps: int) -> float:
+    """The learning-rate factor of an optimizer step (the config's `lr` times this).
+
+    Args:
+        schedule: `constant` (1) or `cosine` (half a cosine from 1 at the first step to 0
+            after the last).
+        step: The step about to be taken, 0-based.
+        steps: The stage's steps.
+
+    Returns:
+        The factor.
+
+    Raises:
+        ValueError: An unknown schedule.
+
+    Examples:
+        >>> [round(lr_scale("cosine", k, 4), 4) for k in range(4)]
+        [1.0, 0.8536, 0.5, 0.1464]
+        >>> lr_scale("constant", 3, 4)
+        1.0
+    """
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * step / max(steps, 1)))
+    raise ValueError(f"unknown learning-rate schedule {schedule!r} (constant, cosine)")
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
@@ -220,6 +251,10 @@ def train(
         NonFiniteLoss: When the loss is NaN or inf (on any rank).
         FileExistsError: When a saved state exists and `resume` is False.
     """
+    # the learning-rate schedule is a function of the step (set before each update): no
+    # scheduler state to save, and exact after a resume (an accelerate-prepared scheduler
+    # would step once per process)
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
     objective, optimizer = accelerator.prepare(objective, optimizer)
     main = accelerator.is_main_process
     rank = accelerator.process_index
@@ -253,6 +288,9 @@ def train(
     while step < settings.steps:
         objective.train()
         logs: dict[str, float] = {}
+        factor = lr_scale(settings.schedule, step, settings.steps)
+        for group, lr in zip(optimizer.param_groups, base_lrs, strict=True):
+            group["lr"] = lr * factor
         for _ in range(settings.gradient_accumulation):
             batch = to_device(next(batches), accelerator.device)
             with accelerator.accumulate(objective):

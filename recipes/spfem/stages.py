@@ -54,8 +54,12 @@ __all__ = [
     "PhonemeObjective",
     "SPFEMObjective",
     "group_stream",
+    "match_gain",
+    "match_target",
+    "register_similarity",
     "sample_stream",
     "strip",
+    "toward",
 ]
 
 TRAINING_KEYS = ("video", "audio", "emotion", "intensity", "frame", "speaker", "sentence",
@@ -169,12 +173,26 @@ class AlignedGroups:
     Args:
         emotions: Renditions per group.
         window: Aligned frames.
+        with_reference: One of the renditions is always the group's reference (the clip
+            its DTW paths start from: the neutral rendition in MEAD and SynthTalk), the
+            others are drawn among the rest; otherwise all are drawn.
     """
 
-    def __init__(self, emotions: int, window: int) -> None:
+    def __init__(self, emotions: int, window: int, with_reference: bool = False) -> None:
         self.windows = ParallelWindows(emotions, window)
+        self.emotions = emotions
+        self.with_reference = with_reference
 
     def __call__(self, group: dict[str, Any]) -> dict[str, Any] | None:
+        if self.with_reference:
+            clips = group["clips"]
+            ref_key = clips[0]["meta"].reference
+            ref = [c for c in clips if c["key"] == ref_key]
+            ref_id = int(ref[0]["meta"].emotion_id) if ref else None
+            others = [c for c in clips if int(c["meta"].emotion_id) != ref_id]
+            rng = random.Random(zlib.crc32(f"{group.get('seed', 0)}/reference".encode()))
+            picked = rng.sample(others, min(self.emotions - 1, len(others)))
+            group = {**group, "clips": ref + picked}
         out = self.windows(group)
         if out is None:
             return None
@@ -202,7 +220,8 @@ def collate_groups(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def group_stream(ctx: Context, *, split: str, batch_size: int, emotions: int, window: int,
-                 seed: int, shuffle: bool = True) -> BatchStream:  # fmt: skip
+                 seed: int, shuffle: bool = True, with_reference: bool = False
+                 ) -> BatchStream:  # fmt: skip
     """Batches of aligned parallel windows (`unit="group"`), resumable with `skip`.
 
     Args:
@@ -213,6 +232,7 @@ def group_stream(ctx: Context, *, split: str, batch_size: int, emotions: int, wi
         window: Aligned frames.
         seed: Stream seed.
         shuffle: Shuffle shards and groups.
+        with_reference: Always include the group's reference rendition (`AlignedGroups`).
 
     Returns:
         The stream (batches: `video` (b, e, t, 3, h, w), `emotion` (b, e), `frame` (b, e, t),
@@ -221,7 +241,7 @@ def group_stream(ctx: Context, *, split: str, batch_size: int, emotions: int, wi
     ds = ShardDataset(ctx.root, split, batch_size=batch_size, unit="group", features=None,
                       seed=seed, shuffle=shuffle, shuffle_buffer=ctx.cfg.data.shuffle_buffer,
                       rank=ctx.rank, world_size=ctx.world_size,
-                      transform=AlignedGroups(emotions, window))  # fmt: skip
+                      transform=AlignedGroups(emotions, window, with_reference))  # fmt: skip
 
     def epoch(e: int, skip: int) -> Iterable[Any]:
         ds.set_epoch(e)
@@ -502,6 +522,156 @@ class Supervisors:
     table: Tensor  # (K, D) the prompt prior's rows, fixed
 
 
+def match_gain(frames: Tensor, like: Tensor) -> Tensor:
+    """Scale each frame by the least-squares gain that brings it closest to its partner.
+
+    g = <like, frames> / <frames, frames> per frame (over channels and pixels), then
+    clamp(g * frames, 0, 1): a global lighting change between two recordings is removed, a
+    local edit (an expression) is kept.
+
+    Args:
+        frames: (..., 3, h, w) in [0, 1] (e.g. the aligned target rendition).
+        like: Frames of the same shape (e.g. the source).
+
+    Returns:
+        The rescaled frames (no gradient flows into `like`).
+
+    Examples:
+        >>> x = torch.rand(2, 3, 8, 8) * 0.5
+        >>> torch.allclose(match_gain(1.1 * x, x), x, atol=1e-6)
+        True
+    """
+    dims = (-3, -2, -1)
+    like = like.detach()
+    gain = (like * frames).sum(dims, keepdim=True) / (frames * frames).sum(
+        dims, keepdim=True).clamp_min(1e-12)  # fmt: skip
+    return (gain * frames).clamp(0.0, 1.0)
+
+
+def _similarity_warp(frames: Tensor, params: Tensor) -> Tensor:
+    """Sample frames (n, c, h, w) shifted by (dx, dy) pixels and rotated by theta radians
+    about the centre (params (n, 3)); borders repeat."""
+    _n, _, h, w = frames.shape
+    cos, sin = torch.cos(params[:, 2]), torch.sin(params[:, 2])
+    theta = torch.stack([torch.stack([cos, -sin * h / w, 2 * params[:, 0] / w], 1),
+                         torch.stack([sin * w / h, cos, 2 * params[:, 1] / h], 1)], 1)
+    grid = F.affine_grid(theta, list(frames.shape), align_corners=False)
+    return F.grid_sample(frames, grid, mode="bilinear", padding_mode="border",
+                         align_corners=False)  # fmt: skip
+
+
+def register_similarity(frames: Tensor, like: Tensor, iters: int = 3, blur: int = 3
+                        ) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """Align each frame to its partner with a global shift and rotation (Gauss-Newton).
+
+    Minimises sum |B(warp(frames, p)) - B(like)|^2 over p = (dx, dy, theta) per frame, B a
+    `blur` x `blur` box filter, by `iters` Gauss-Newton steps from p = 0 (the Jacobian from
+    central differences of the warped, blurred frame). Meant for the small head motion between
+    two recordings of the same face (a pixel or two, a degree or two); no gradient.
+
+    Args:
+        frames: (n, c, h, w) frames to move.
+        like: (n, c, h, w) the frames to align them to.
+        iters: Gauss-Newton steps.
+        blur: Box filter side (odd).
+
+    Returns:
+        The aligned frames (n, c, h, w) and p (n, 3): dx, dy in pixels, theta in radians.
+
+    Examples:
+        >>> x = torch.zeros(1, 1, 32, 32); x[..., 10:20, 12:18] = 1.0
+        >>> moved = _similarity_warp(x, torch.tensor([[1.5, -1.0, 0.0]]))
+        >>> _, p = register_similarity(moved, x, iters=5)
+        >>> [round(v, 1) + 0.0 for v in p[0].tolist()]
+        [-1.5, 1.0, 0.0]
+    """
+    with torch.no_grad():
+        frames, like = frames.detach().float(), like.detach().float()
+        n, _, h, w = frames.shape
+        pad = blur // 2
+        target = F.avg_pool2d(like, blur, 1, pad, count_include_pad=False)
+        ys, xs = torch.meshgrid(torch.arange(h, device=frames.device) - (h - 1) / 2,
+                                torch.arange(w, device=frames.device) - (w - 1) / 2,
+                                indexing="ij")  # fmt: skip
+        p = torch.zeros(n, 3, device=frames.device)
+        eye = 1e-6 * torch.eye(3, device=frames.device)
+        for _ in range(iters):
+            cur = F.avg_pool2d(_similarity_warp(frames, p), blur, 1, pad, count_include_pad=False)
+            gx = torch.zeros_like(cur)
+            gy = torch.zeros_like(cur)
+            gx[..., 1:-1] = (cur[..., 2:] - cur[..., :-2]) / 2
+            gy[..., 1:-1, :] = (cur[..., 2:, :] - cur[..., :-2, :]) / 2
+            jac = torch.stack([gx, gy, xs * gy - ys * gx], -1).reshape(n, -1, 3)
+            err = (target - cur).reshape(n, -1, 1)
+            jt = jac.transpose(1, 2)
+            p = p + torch.linalg.solve(jt @ jac + eye, jt @ err)[..., 0]
+        return _similarity_warp(frames, p), p
+
+
+class _Toward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, target: Tensor) -> Tensor:
+        ctx.save_for_backward(x.detach() - target.detach())
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        (away,) = ctx.saved_tensors
+        # a descent step moves x by -grad: keep it where that goes toward the target
+        return grad * (grad * away > 0).to(grad.dtype), None
+
+
+def toward(x: Tensor, target: Tensor) -> Tensor:
+    """Identity in the forward pass; backward keeps only gradient that moves x toward target.
+
+    An element's gradient g is kept when a descent step (-g) moves x[i] toward target[i]
+    (g * (x - target) > 0) and zeroed otherwise (also where x equals the target). A loss
+    computed on `toward(x, target)` can then only pull each element of x toward the target,
+    never push it away.
+
+    Args:
+        x: Any tensor (e.g. generated frames).
+        target: Same shape (no gradient flows into it).
+
+    Returns:
+        x (same values).
+
+    Examples:
+        >>> x = torch.tensor([0.0, 0.0, 1.0], requires_grad=True)
+        >>> toward(x, torch.tensor([1.0, -1.0, 1.0])).sum().backward()  # d/dx = +1 everywhere
+        >>> x.grad.tolist()  # only element 1 (target below x) may follow -1
+        [0.0, 1.0, 0.0]
+    """
+    return _Toward.apply(x, target)
+
+
+def match_target(target: Tensor, source: Tensor, how: str) -> Tensor:
+    """The aligned target frames brought onto their source frames (`spfem.aligned_match`).
+
+    Args:
+        target: (..., 3, h, w) DTW-aligned frames of the parallel rendition, in [0, 1].
+        source: The source frames, same shape.
+        how: `none`, `gain` ([match_gain][stages.match_gain]) or `similarity`
+            ([register_similarity][stages.register_similarity], then the gain).
+
+    Returns:
+        Frames of the same shape (no gradient).
+
+    Raises:
+        ValueError: An unknown `how`.
+    """
+    if how == "none":
+        return target
+    if how == "similarity":
+        shape = target.shape
+        moved, _ = register_similarity(target.reshape(-1, *shape[-3:]),
+                                       source.reshape(-1, *shape[-3:]))  # fmt: skip
+        target = moved.reshape(shape).to(target.dtype)
+    elif how != "gain":
+        raise ValueError(f"unknown aligned_match {how!r} (none, gain, similarity)")
+    return match_gain(target, source).detach()
+
+
 class SPFEMObjective(nn.Module):
     """spfem stage: the generator's losses from what a real corpus offers, plus CDRL.
 
@@ -513,11 +683,16 @@ class SPFEMObjective(nn.Module):
     frames (reference driven). Then, with G the generator:
 
         y = G(s, z_c)     edited;      x = G(s, z_a)  self-reconstruction;
-        q = G(y, z_a)     cycle back
-        reconstruction = |x - s|,  aligned = |y - r| (r: the DTW-aligned frames of the
+        q = G(y, z_a)     cycle back;  r' = match(r, s)  (`aligned_match`: r's head motion
+                                                         and light brought onto s)
+        reconstruction = |x - s|,  aligned = |y - r'| (r: the DTW-aligned frames of the
         parallel rendition), cycle = |q - s|,
         content = ContentConsistency(Ec(y, A_s), Ec(s, A_s))   A_s: source audio prior
-        emotion = EmotionConsistency(Ee(r), Ee(y), T, labels=c)  T: the prompt prior's rows
+        emotion = max(0, EmotionConsistency(Ee(r), Ee(v), T, labels=c) - margin)
+                  T: the prompt prior's rows; v = y, or with `emotion_anchor: aligned`
+                  v = toward(y, r'): y itself, but the gradient may only move a pixel
+                  toward r' (the frozen Ee picks which real differences matter; it cannot
+                  be lowered by textures it never saw)
         adversarial = hinge with a patch discriminator; mask = mean edit mask
 
     SynthTalk's counterfactual ground truth is never read: the batch holds only frames,
@@ -541,6 +716,9 @@ class SPFEMObjective(nn.Module):
         object.__setattr__(self, "_sup", supervisors)
         self.weights = cfg.spfem.effective_weights()
         self.label_code_prob = cfg.spfem.label_code_prob
+        self.aligned_match = cfg.spfem.aligned_match
+        self.emotion_margin = cfg.spfem.emotion_margin
+        self.emotion_anchor = cfg.spfem.emotion_anchor
         self.sample_rate = sample_rate
         self.fps = fps
         self.content_loss = ContentConsistency()
@@ -592,8 +770,9 @@ class SPFEMObjective(nn.Module):
         terms: dict[str, Tensor] = {}
         if w.reconstruction:
             terms["reconstruction"] = (g(src, z_src) - src).abs().mean()
+        matched = match_target(ref, src, self.aligned_match)
         if w.aligned:
-            terms["aligned"] = (edited - ref).abs().mean()
+            terms["aligned"] = (edited - matched).abs().mean()
         if w.cycle:
             terms["cycle"] = (g(edited, z_src) - src).abs().mean()
         if w.mask:
@@ -608,9 +787,13 @@ class SPFEMObjective(nn.Module):
         if w.emotion:
             with torch.no_grad():
                 r = self._sup.emotion(rearrange(ref, "b t c h w -> (b t) c h w"))
-            gz = self._sup.emotion(flat_y)
+            view = flat_y
+            if self.emotion_anchor == "aligned":
+                view = toward(flat_y, rearrange(matched, "b t c h w -> (b t) c h w"))
+            gz = self._sup.emotion(view)
             labels = e_tgt.repeat_interleave(t)
-            terms["emotion"] = self.emotion_loss(r, gz, self._sup.table, emotion_labels=labels)
+            loss = self.emotion_loss(r, gz, self._sup.table, emotion_labels=labels)
+            terms["emotion"] = (loss - self.emotion_margin).clamp_min(0.0)
         if w.adversarial and self.discriminator is not None:
             d = self.discriminator
             fixed = {k: v.detach() for k, v in d.named_parameters()}

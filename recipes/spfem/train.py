@@ -137,12 +137,13 @@ def make_accelerator(cfg: Config, stage: str) -> Any:
     return acc
 
 
-def settings(cfg: Config, steps: int) -> Any:
+def settings(cfg: Config, steps: int, schedule: str = "constant") -> Any:
     """Loop settings of a stage.
 
     Args:
         cfg: The config.
         steps: The stage's steps.
+        schedule: Learning-rate schedule (`loop.lr_scale`).
 
     Returns:
         `loop.LoopSettings`.
@@ -154,7 +155,7 @@ def settings(cfg: Config, steps: int) -> Any:
                         sample_every=r.sample_every, keep_states=r.keep_states,
                         progress=r.progress, gradient_accumulation=r.gradient_accumulation,
                         debug_exit_after_save=r.debug_exit_after_save,
-                        debug_nan_step=r.debug_nan_step)  # fmt: skip
+                        debug_nan_step=r.debug_nan_step, schedule=schedule)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------- stages
@@ -338,17 +339,19 @@ def run_spfem(cfg: Config, acc: Any, path: Path, resume: bool) -> None:
     sup = Supervisors(audio, content, emotion, prior, table)
     objective = build_spfem(cfg, sup, prior.dim, ctx.sample_rate, ctx.fps)
     opt = torch.optim.Adam([p for p in objective.parameters() if p.requires_grad], lr=s.lr,
-                           betas=(0.5, 0.999))  # fmt: skip
+                           betas=tuple(s.betas))  # fmt: skip
     stream = group_stream(ctx, split=cfg.data.train_split, batch_size=s.batch_size,
-                          emotions=2, window=s.window, seed=cfg.seed + 5)  # fmt: skip
+                          emotions=2, window=s.window, seed=cfg.seed + 5,
+                          with_reference=s.pairs == "reference")  # fmt: skip
 
     def sample(obj: Any, batch: Any, step: int) -> None:
         write_png(path / "samples" / f"step-{step:06d}.png", sample_grid(obj, batch, s.samples))
 
     t0 = time.perf_counter()
     objective, last = train("spfem", accelerator=acc, stage_path=path, objective=objective,
-                            optimizer=opt, stream=stream, settings=settings(cfg, s.steps),
-                            resume=resume, sample=sample)  # fmt: skip
+                            optimizer=opt, stream=stream,
+                            settings=settings(cfg, s.steps, s.schedule), resume=resume,
+                            sample=sample)  # fmt: skip
     metrics: dict[str, Any] = {"steps": s.steps, "seconds": time.perf_counter() - t0,
                                "variant": s.variant, "final": last}  # fmt: skip
     if acc.is_main_process:

@@ -1,0 +1,122 @@
+"""The SPFEM stage's training pieces: the aligned target's matching (gain, similarity
+registration), the anchored emotion gradient, the learning-rate schedule, the residual
+generator's start. Checked against hand computations and closed forms."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "recipes" / "spfem"))
+
+from generator import Generator
+from loop import lr_scale
+from stages import _similarity_warp, match_gain, match_target, register_similarity, toward
+
+
+def _face(n: int = 2, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """Smooth random frames (n, 3, size, size) in [0.1, 0.9]: blurred noise, like a face."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 3, size // 4, size // 4, generator=g)
+    x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)
+    return 0.1 + 0.8 * (x - x.amin()) / (x.amax() - x.amin())
+
+
+def test_match_gain_is_the_least_squares_gain() -> None:
+    torch.manual_seed(0)
+    like = torch.rand(3, 3, 8, 8, dtype=torch.float64) * 0.6
+    frames = torch.rand(3, 3, 8, 8, dtype=torch.float64) * 0.6
+    out = match_gain(frames, like)
+    for i in range(3):  # naive loops: g = sum(l * f) / sum(f * f)
+        num = den = 0.0
+        for v_l, v_f in zip(like[i].flatten().tolist(), frames[i].flatten().tolist(), strict=True):
+            num += v_l * v_f
+            den += v_f * v_f
+        torch.testing.assert_close(out[i], (num / den * frames[i]).clamp(0, 1))
+
+
+def test_match_gain_removes_a_global_light_change_and_keeps_a_local_edit() -> None:
+    src = _face()
+    edited = src.clone()
+    edited[..., 12:14, 10:18] -= 0.3  # an "expression": a small local change (a brow)
+    lit = 1.05 * edited
+    matched = match_gain(lit, src)
+    outside = torch.ones_like(src, dtype=torch.bool)
+    outside[..., 12:14, 10:18] = False
+    assert (matched - src)[outside].abs().mean() < 0.2 * (lit - src)[outside].abs().mean()
+    assert (matched - src)[~outside].abs().mean() > 0.25  # the edit is still there
+
+
+@pytest.mark.parametrize("motion", [(1.2, -0.8, 0.0), (0.0, 0.0, 0.03), (-0.7, 1.5, -0.02)])
+def test_similarity_registration_recovers_a_known_motion(motion: tuple[float, float, float]
+                                                         ) -> None:  # fmt: skip
+    src = _face(1, 64)
+    moved = _similarity_warp(src, torch.tensor([motion]))
+    aligned, p = register_similarity(moved, src, iters=5)
+    # the inverse of a small similarity transform: about minus its parameters
+    torch.testing.assert_close(p[0], -torch.tensor(motion), atol=0.08, rtol=0)
+    inner = (..., slice(8, -8), slice(8, -8))  # away from the repeated borders
+    before = (moved - src)[inner].abs().mean()
+    after = (aligned - src)[inner].abs().mean()
+    # what is left is the blur of resampling twice: the floor of moving back exactly
+    floor = (_similarity_warp(moved, -torch.tensor([motion])) - src)[inner].abs().mean()
+    assert after < 0.5 * before and after < 1.2 * floor + 1e-3
+
+
+def test_match_target_modes() -> None:
+    src = _face(2, 32).reshape(1, 2, 3, 32, 32)
+    target = (1.05 * src).clamp(0, 1)
+    assert match_target(target, src, "none") is target
+    assert match_target(target, src, "gain").shape == src.shape
+    out = match_target(target, src, "similarity")
+    assert out.shape == src.shape and (out - src).abs().mean() < (target - src).abs().mean()
+    with pytest.raises(ValueError, match="aligned_match"):
+        match_target(target, src, "affine")
+
+
+def test_toward_keeps_only_the_gradient_that_moves_toward_the_target() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(500, requires_grad=True)
+    target = torch.randn(500)
+    weights = torch.randn(500)
+    (toward(x, target) * weights).sum().backward()
+    # hand computation: d/dx = weights; kept where -weights points from x to the target
+    expect = torch.where(weights * (x.detach() - target) > 0, weights, torch.zeros(()))
+    torch.testing.assert_close(x.grad, expect)
+    assert 100 < int((x.grad != 0).sum()) < 400  # about half
+
+
+def test_a_loss_through_toward_never_moves_an_element_away_from_the_target() -> None:
+    torch.manual_seed(1)
+    x = torch.rand(4, 3, 8, 8, requires_grad=True)
+    target = torch.rand(4, 3, 8, 8)
+    # a loss that wants every pixel bright (e.g. an encoder fooled by a bright texture)
+    loss = -toward(x, target).mean()
+    loss.backward()
+    moved = x.grad != 0
+    # a descent step (-grad) goes toward the target wherever it moves anything...
+    assert ((-x.grad * (target - x.detach()))[moved] > 0).all()
+    # ...and only pixels below their target move (the loss wants everything brighter)
+    assert ((target > x.detach()) == moved).all()
+
+
+def test_cosine_schedule_closed_form() -> None:
+    steps = 7
+    for k in range(steps):
+        assert lr_scale("cosine", k, steps) == pytest.approx(0.5 * (1 + math.cos(math.pi * k / 7)))
+        assert lr_scale("constant", k, steps) == 1.0
+    with pytest.raises(ValueError, match="schedule"):
+        lr_scale("linear", 0, 1)
+
+
+def test_untrained_generator_copies_the_source() -> None:
+    torch.manual_seed(0)
+    g = Generator(code_dim=16, channels=16, stages=3)
+    x = torch.rand(4, 3, 64, 64)
+    out = g(x, F.normalize(torch.randn(4, 16), dim=1))
+    assert (out - x).abs().mean() < 1e-3 and (out - x).abs().max() < 0.02
