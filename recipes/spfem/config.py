@@ -311,12 +311,12 @@ class LossWeights:
     """
 
     reconstruction: float = 1.0
-    aligned: float = 1.0
-    cycle: float = 0.5
-    content: float = 1.0
-    emotion: float = 1.0
+    aligned: float = 10.0
+    cycle: float = 0.0
+    content: float = 10.0
+    emotion: float = 0.3
     adversarial: float = 0.0
-    mask: float = 0.05
+    mask: float = 0.01
 
 
 @dataclass
@@ -363,13 +363,13 @@ class SPFEMConfig:
     steps: int = 200
     batch_size: int = 4
     window: int = 2
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.5, 0.999)
-    schedule: Literal["constant", "cosine"] = "constant"
-    aligned_match: Literal["none", "gain", "similarity"] = "none"
-    emotion_anchor: Literal["none", "aligned"] = "none"
+    lr: float = 3e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: Literal["constant", "cosine"] = "cosine"
+    aligned_match: Literal["none", "gain", "similarity"] = "similarity"
+    emotion_anchor: Literal["none", "aligned"] = "aligned"
     emotion_margin: float = 0.0
-    pairs: Literal["any", "reference"] = "any"
+    pairs: Literal["any", "reference"] = "reference"
     label_code_prob: float = 0.5
     variant: Literal["full", "baseline", "content_only", "emotion_only"] = "full"
     weights: LossWeights = field(default_factory=LossWeights)
