@@ -176,7 +176,7 @@ def _load_evaluators(path: str | None, root: Path, device: torch.device) -> Any 
     try:
         ev = load_evaluators(out)
     except (FileNotFoundError, ValueError):
-        ev = train_evaluators(root, out, device=device)
+        ev = train_evaluators(root, out, device=device, progress=False)
     return ev.to(device)
 
 
