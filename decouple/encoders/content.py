@@ -1,7 +1,8 @@
 """`VisualContentEncoder`: backbone + audio-queried attention (+ projection), the CCRL encoder Ec.
 
     frames (b, 3, h, w) RGB  --backbone-->  map (b, c, h', w')
-    audio  (b, d_a)          --AudioQueriedAttention(map, audio)-->  (b, d)
+    audio  (b, d_a)          [--audio projection (Linear d_a -> p), optional-->  (b, p)]
+                             --AudioQueriedAttention(map, audio)-->  (b, d)
                              --projection (LayerNorm + Linear)-->   (b, d)
                              --L2 normalisation-->                  content (b, d)
 
@@ -47,6 +48,9 @@ class VisualContentEncoder(nn.Module):
         projection: Apply LayerNorm + Linear after the attention.
         freeze_backbone: Freeze the backbone (no gradients, eval mode), as CDRL does with its
             pretrained ArcFace trunk. Leave False for a backbone trained from scratch.
+        audio_proj: p > 0: a trained per-frame Linear d_a -> p applied to the audio feature
+            before the attention (CDRL projects wav2vec 2.0's 1024-d layer-20 features to
+            512); 0: the attention reads the prior's features directly.
 
     Attributes:
         spec: The backbone's input convention.
@@ -59,6 +63,9 @@ class VisualContentEncoder(nn.Module):
         >>> z = enc(frames, torch.randn(4, 80))
         >>> tuple(z.shape), bool(torch.allclose(z.norm(dim=1), torch.ones(4)))
         ((4, 64), True)
+        >>> enc = VisualContentEncoder(ConvBackbone(), audio_dim=1024, dim=64, audio_proj=512)
+        >>> tuple(enc(frames, torch.randn(4, 1024)).shape), enc.attention.audio_dim
+        ((4, 64), 512)
     """
 
     def __init__(
@@ -71,6 +78,7 @@ class VisualContentEncoder(nn.Module):
         pos_dim: int = 32,
         projection: bool = True,
         freeze_backbone: bool = False,
+        audio_proj: int = 0,
     ) -> None:
         super().__init__()
         channels = _backbone_channels(backbone)
@@ -80,9 +88,12 @@ class VisualContentEncoder(nn.Module):
                 f"backbone {type(backbone).__name__} must declare its input convention as "
                 "`spec` (an ImageSpec)"
             )
+        if audio_proj < 0:
+            raise ValueError(f"audio_proj must be >= 0 (0: no projection), got {audio_proj}")
         self.backbone = backbone
+        self.audio_projection = nn.Linear(audio_dim, audio_proj) if audio_proj else None
         self.attention = AudioQueriedAttention(
-            channels, audio_dim, dim, heads=heads, pos_dim=pos_dim
+            channels, audio_proj or audio_dim, dim, heads=heads, pos_dim=pos_dim
         )
         self.projection = (
             nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim)) if projection else nn.Identity()
@@ -126,6 +137,13 @@ class VisualContentEncoder(nn.Module):
             (b, d) L2-normalised content embeddings (and the attention weights).
         """
         feature_map = self.backbone(frames)
+        if self.audio_projection is not None:
+            if audio_feat.dim() != 2 or audio_feat.shape[1] != self.audio_dim:
+                raise ValueError(
+                    f"VisualContentEncoder: audio_feat must be (b, {self.audio_dim}), got "
+                    f"{tuple(audio_feat.shape)}"
+                )
+            audio_feat = self.audio_projection(audio_feat)
         out, attn = self.attention(feature_map, audio_feat, return_attention=True)
         z = F.normalize(self.projection(out), dim=1)
         return (z, attn) if return_attention else z

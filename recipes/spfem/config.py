@@ -236,6 +236,8 @@ class CCRLConfig:
         channels: ConvBackbone stage channels.
         dim: Content embedding size.
         heads: Attention heads.
+        audio_proj: A trained per-frame projection of the audio prior's features to this
+            size before the attention (CDRL: wav2vec 2.0's 1024 -> 512); 0: none.
         steps: Training steps.
         batch_size: Parallel groups per batch (each gives `emotions` x `window` frames).
         emotions: Renditions (emotions) per group.
@@ -250,6 +252,7 @@ class CCRLConfig:
     channels: tuple[int, ...] = (16, 32, 64)
     dim: int = 64
     heads: int = 2
+    audio_proj: int = 0
     steps: int = 150
     batch_size: int = 2
     emotions: int = 4
@@ -482,6 +485,9 @@ def check_config(cfg: Config, where: str = "config") -> Config:
         if not lr > 0:
             raise ConfigError(f"{where}: {stage}.lr: expected a positive number, got {lr}")
     _positive(f"{where}: ccrl.emotions", cfg.ccrl.emotions, 2)
+    if cfg.ccrl.audio_proj < 0:
+        raise ConfigError(f"{where}: ccrl.audio_proj: expected 0 (no projection) or a positive "
+                          f"size, got {cfg.ccrl.audio_proj}")  # fmt: skip
     _positive(f"{where}: cerl.emotions", cfg.cerl.emotions, 2)
     # CERL's positives are clips of the same emotion with other content: 2 per emotion at least
     _positive(f"{where}: cerl.per_emotion", cfg.cerl.per_emotion, 2)

@@ -268,9 +268,10 @@ def build_content_encoder(
         weights = c.arcface_weights if pretrained else None
         backbone: nn.Module = iresnet50(weights, stop_at="layer3")
         return VisualContentEncoder(backbone, audio_dim, c.dim, heads=c.heads,
-                                    freeze_backbone=True)  # fmt: skip
+                                    freeze_backbone=True, audio_proj=c.audio_proj)  # fmt: skip
     backbone = ConvBackbone(tuple(c.channels))
-    return VisualContentEncoder(backbone, audio_dim, c.dim, heads=c.heads)
+    return VisualContentEncoder(backbone, audio_dim, c.dim, heads=c.heads,
+                                audio_proj=c.audio_proj)  # fmt: skip
 
 
 def build_emotion_encoder(cfg: Config, prior: EmotionPromptPrior) -> EmotionEncoder:

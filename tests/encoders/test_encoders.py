@@ -60,6 +60,31 @@ def test_content_encoder_with_truncated_iresnet() -> None:
     assert z.shape == (2, 16) and attn.shape == (2, 4, 14, 14)
 
 
+def test_content_encoder_audio_projection_is_a_linear_map_before_the_attention() -> None:
+    torch.manual_seed(0)
+    enc = VisualContentEncoder(ConvBackbone((8, 16)), audio_dim=10, dim=12, heads=3,
+                               audio_proj=6).eval()  # fmt: skip
+    assert enc.audio_dim == 10 and enc.attention.audio_dim == 6
+    assert tuple(enc.audio_projection.weight.shape) == (6, 10)
+    # the same encoder without the projection, fed W a + b computed by hand in float64
+    plain = VisualContentEncoder(ConvBackbone((8, 16)), audio_dim=6, dim=12, heads=3).eval()
+    state = {k: v for k, v in enc.state_dict().items() if not k.startswith("audio_projection.")}
+    plain.load_state_dict(state)
+    frames, audio = torch.rand(4, 3, 32, 32), torch.randn(4, 10)
+    w = enc.audio_projection.weight.double()
+    b = enc.audio_projection.bias.double()
+    projected = torch.stack([w @ a + b for a in audio.double()]).float()
+    torch.testing.assert_close(enc(frames, audio), plain(frames, projected))
+    # it is trained with the attention
+    enc.train()(frames, audio).sum().backward()
+    assert enc.audio_projection.weight.grad is not None
+    assert bool(enc.audio_projection.weight.grad.abs().sum() > 0)
+    with pytest.raises(ValueError, match=r"audio_feat must be \(b, 10\), got \(4, 6\)"):
+        enc(frames, torch.randn(4, 6))
+    with pytest.raises(ValueError, match="audio_proj must be >= 0"):
+        VisualContentEncoder(ConvBackbone((8, 16)), audio_dim=10, dim=12, audio_proj=-1)
+
+
 def test_content_encoder_checks_frames() -> None:
     enc = content_encoder()
     with pytest.raises(ImageSpecError, match=r"ConvBackbone: frames.*channels-last"):

@@ -110,6 +110,9 @@ def test_real_scale_models_build_on_meta_with_the_published_key_layouts(name: st
     # the rest of the system at that scale
     assert emotion.dim == 512 and gen.code_dim == 512 and gen.stages == cfg.spfem.levels
     assert content.dim == cfg.ccrl.dim and content.audio_dim == 1024
+    # CDRL's trained per-frame projection of the wav2vec 2.0 features: 1024 -> 512
+    assert tuple(content.audio_projection.weight.shape) == (512, 1024)
+    assert content.attention.audio_dim == 512
     assert 256 % 2**gen.stages == 0
 
 
