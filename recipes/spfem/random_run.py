@@ -11,9 +11,11 @@ the layout `model.load_models` reads (see README.md, "The run folder"), but what
 
 Every stage's weights come from the recipe's own `model.build_*` (what training starts from),
 so the keys and shapes are exactly what `model.load_*` expects. A freshly built generator
-ignores its emotion code (FiLM starts at zero) and barely edits (its mask starts near 0.12);
-`film_std` and `mask_bias` make the random generator code-dependent and visible, so tests
-can tell one code from another.
+ignores its emotion code (FiLM starts at zero) and barely edits: its output is the source plus
+`m * tanh(d)`, with the residual head `d` starting near 0 (copy the source) and the mask `m`
+near 0.12. `film_std` makes the random generator code-dependent (random FiLM) and re-draws the
+residual head's weights so the edit is visible; `mask_bias` opens the mask, so tests can tell
+one code from another.
 """
 
 from __future__ import annotations
