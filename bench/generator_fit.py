@@ -136,15 +136,9 @@ def fit(run: Path, out: Path, target: str, overrides: list[str]) -> dict[str, An
     from config import Config
     from configlib import load_config, save_config
     from loop import BatchStream, finish_stage, train
-    from model import (
-        build_emotion_prior,
-        load_audio_prior,
-        load_content_encoder,
-        load_emotion_encoder,  # fmt: skip
-        read_run_info,
-    )
-    from stages import Context, Supervisors, build_spfem, group_stream
-    from train import settings
+    from model import read_run_info
+    from stages import Context
+    from train import settings, spfem_parts
 
     extra = [f"run_dir={out}"] + (["spfem.aligned_match=none"] if target == "truth" else [])
     cfg = load_config(Config, run / "config.yaml", [*overrides, *extra])
@@ -159,21 +153,8 @@ def fit(run: Path, out: Path, target: str, overrides: list[str]) -> dict[str, An
     acc = Accelerator(cpu=True)
     info = read_run_info(out)
     ctx = Context(cfg, out, Path(info["root"]), info, 0, 1, acc.device)
-    audio = load_audio_prior(cfg, out, ctx.fps)
-    prior = build_emotion_prior(cfg, ctx.emotion_names, out)
-    emotion = load_emotion_encoder(cfg, out, prior)
-    content = load_content_encoder(cfg, out, audio.dim)
-    with torch.no_grad():
-        table = prior.prior().detach().float()
-    objective = build_spfem(cfg, Supervisors(audio, content, emotion, prior, table), prior.dim,
-                            ctx.sample_rate, ctx.fps)  # fmt: skip
-    opt = torch.optim.Adam([p for p in objective.parameters() if p.requires_grad], lr=s.lr,
-                           betas=tuple(s.betas))  # fmt: skip
-    if target == "aligned":
-        stream = group_stream(ctx, split=cfg.data.train_split, batch_size=s.batch_size,
-                              emotions=2, window=s.window, seed=cfg.seed + 5,
-                              with_reference=s.pairs == "reference")  # fmt: skip
-    else:
+    objective, opt, stream = spfem_parts(cfg, ctx)  # the recipe's objective, optimizer, stream
+    if target == "truth":
         def epoch(e: int, skip: int) -> Iterator[dict[str, Any]]:
             it = truth_batches(ctx.root, cfg.data.train_split, emotion_names=ctx.emotion_names,
                                batch_size=s.batch_size, window=s.window, seed=cfg.seed, epoch=e)
@@ -190,7 +171,7 @@ def fit(run: Path, out: Path, target: str, overrides: list[str]) -> dict[str, An
     metrics = {"steps": s.steps, "seconds": time.perf_counter() - t0, "variant": s.variant,
                "target": target, "final": last}  # fmt: skip
     finish_stage(path, objective.generator.state_dict(), metrics,
-                 {"code_dim": prior.dim, "variant": s.variant})  # fmt: skip
+                 {"code_dim": objective.generator.code_dim, "variant": s.variant})  # fmt: skip
     return metrics
 
 

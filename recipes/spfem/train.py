@@ -315,25 +315,32 @@ def run_cerl(cfg: Config, acc: Any, path: Path, resume: bool) -> None:
     acc.wait_for_everyone()
 
 
-def run_spfem(cfg: Config, acc: Any, path: Path, resume: bool) -> None:
-    """Train the generator with the frozen CDRL supervisors."""
-    from loop import finish_stage, train
+def spfem_parts(cfg: Config, ctx: Any) -> tuple[Any, torch.optim.Optimizer, Any]:
+    """The spfem stage's objective (fresh generator, the run's frozen supervisors), its
+    optimizer and its training stream (also used by bench/generator_fit.py).
+
+    Args:
+        cfg: The config.
+        ctx: The run context (`stages.Context`).
+
+    Returns:
+        `(objective, optimizer, stream)`.
+    """
     from model import (
         build_emotion_prior,
         load_audio_prior,
         load_content_encoder,
         load_emotion_encoder,
     )
-    from stages import Supervisors, build_spfem, group_stream, sample_grid, spfem_metrics, write_png
+    from stages import Supervisors, build_spfem, group_stream
 
-    ctx = _context(cfg, acc)
     s = cfg.spfem
     audio = load_audio_prior(cfg, ctx.run_dir, ctx.fps)
     prior = build_emotion_prior(cfg, ctx.emotion_names, ctx.run_dir)
     emotion = load_emotion_encoder(cfg, ctx.run_dir, prior)
     content = load_content_encoder(cfg, ctx.run_dir, audio.dim)
     for m in (audio, prior, emotion, content):
-        m.to(acc.device)
+        m.to(ctx.device)
     with torch.no_grad():
         table = prior.prior().detach().float()
     sup = Supervisors(audio, content, emotion, prior, table)
@@ -343,6 +350,18 @@ def run_spfem(cfg: Config, acc: Any, path: Path, resume: bool) -> None:
     stream = group_stream(ctx, split=cfg.data.train_split, batch_size=s.batch_size,
                           emotions=2, window=s.window, seed=cfg.seed + 5,
                           with_reference=s.pairs == "reference")  # fmt: skip
+    return objective, opt, stream
+
+
+def run_spfem(cfg: Config, acc: Any, path: Path, resume: bool) -> None:
+    """Train the generator with the frozen CDRL supervisors."""
+    from loop import finish_stage, train
+    from stages import sample_grid, spfem_metrics, write_png
+
+    ctx = _context(cfg, acc)
+    s = cfg.spfem
+    objective, opt, stream = spfem_parts(cfg, ctx)
+    code_dim = objective.generator.code_dim
 
     def sample(obj: Any, batch: Any, step: int) -> None:
         write_png(path / "samples" / f"step-{step:06d}.png", sample_grid(obj, batch, s.samples))
@@ -360,7 +379,7 @@ def run_spfem(cfg: Config, acc: Any, path: Path, resume: bool) -> None:
     if objective.discriminator is not None:
         extra = {"discriminator.safetensors": objective.discriminator.state_dict()}
     finish_stage(path, objective.generator.state_dict(), metrics,
-                 {"code_dim": prior.dim, "variant": s.variant}, main=acc.is_main_process,
+                 {"code_dim": code_dim, "variant": s.variant}, main=acc.is_main_process,
                  extra_weights=extra)  # fmt: skip
     acc.wait_for_everyone()
 
