@@ -64,7 +64,11 @@ def truth_batches(root: Path, split: str, *, emotion_names: tuple[str, ...], bat
 
     Every neutral clip of `split` is paired with each other emotion at level 3, in a seeded
     order per epoch; each pair gives one window of `window` consecutive frames (the same
-    frames in both renditions: the counterfactual keeps the clip's timing).
+    frames in both renditions: the counterfactual keeps the clip's timing). The counterfactual
+    goes through the corpus's own video codec (its `synthtalk-config.json`: crf, preset, tune)
+    and back, as the source did: at 64 px, crf 18 leaves a mean L1 of about 0.011 between a
+    decoded clip and its render, as large as the emotion's edit (0.007-0.012), and a raw
+    render as target asks the generator to undo the codec.
 
     Args:
         root: The SynthTalk shard directory.
@@ -78,9 +82,10 @@ def truth_batches(root: Path, split: str, *, emotion_names: tuple[str, ...], bat
     Yields:
         `{"video": uint8 (b, 2, t, 3, h, w), "emotion": (b, 2)}`, rendition 0 the neutral clip.
     """
-    from decouple.data.io import read_video
-    from decouple.data.synthtalk.corpus import iter_clips, render
+    from decouple.data.io import encode_video, read_video
+    from decouple.data.synthtalk.corpus import SynthTalkConfig, iter_clips, render
 
+    corpus = SynthTalkConfig.from_json(json.loads((root / "synthtalk-config.json").read_text()))
     sources = [c for c in iter_clips(root, split) if c.meta.emotion == "neutral"]
     pairs = [(c, e) for c in sources for e in emotion_names if e != "neutral"]
     rng = random.Random(seed * 1_000_003 + epoch)
@@ -93,6 +98,8 @@ def truth_batches(root: Path, split: str, *, emotion_names: tuple[str, ...], bat
             continue
         start = rng.randrange(len(frames) - window + 1)
         cf = render(clip.extras["synthtalk"], emotion=emotion, intensity=3).frames
+        cf = read_video(encode_video(cf, float(corpus.fps), crf=corpus.crf, preset=corpus.preset,
+                                     tune=corpus.tune), name=f"{clip.key} as {emotion}").frames
         videos.append(torch.stack([frames[start:start + window], cf[start:start + window]]))
         labels.append(torch.tensor([neutral, emotion_names.index(emotion)]))
         if len(videos) == batch_size:

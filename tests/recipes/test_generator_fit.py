@@ -24,8 +24,8 @@ SMALL = {"audio_prior": {"dim": 16, "width": 16}, "ccrl": {"channels": [8, 16], 
 
 
 def test_truth_batches_pair_each_neutral_clip_with_its_counterfactual(tiny_corpus: Path) -> None:
-    from decouple.data.io import read_video
-    from decouple.data.synthtalk.corpus import iter_clips, render
+    from decouple.data.io import encode_video, read_video
+    from decouple.data.synthtalk.corpus import SynthTalkConfig, iter_clips, render
 
     clips = {c.key: c for c in iter_clips(tiny_corpus, "train")}
     batches = list(gf.truth_batches(tiny_corpus, "train", emotion_names=NAMES, batch_size=1,
@@ -48,7 +48,15 @@ def test_truth_batches_pair_each_neutral_clip_with_its_counterfactual(tiny_corpu
         assert len(hits) == 1
         c, s = hits[0]
         cf = render(c.extras["synthtalk"], emotion=emotion, intensity=3).frames
-        assert torch.equal(cf[s:s + 3], v[0, 1])
+        # the target went through the corpus's codec, as the source did: close to the render
+        # (crf 18), not equal, and equal to the render encoded with the corpus's settings
+        corpus = SynthTalkConfig.from_json(
+            json.loads((tiny_corpus / "synthtalk-config.json").read_text()))
+        coded = read_video(encode_video(cf, float(corpus.fps), crf=corpus.crf,
+                                        preset=corpus.preset, tune=corpus.tune)).frames
+        assert torch.equal(coded[s:s + 3], v[0, 1])
+        err = (cf[s:s + 3].float() - v[0, 1].float()).abs().mean().item()
+        assert 0.0 < err < 8.0  # uint8 levels
         seen.add((c.key, emotion))
     assert len(seen) == len(batches)  # every (clip, emotion) pair once per epoch
     again = list(gf.truth_batches(tiny_corpus, "train", emotion_names=NAMES, batch_size=1,
