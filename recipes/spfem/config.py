@@ -303,10 +303,11 @@ class LossWeights:
     """Weights of the generator's losses (0 turns a term off).
 
     Attributes:
-        reconstruction: L1 of G(source, own emotion code) against the source.
-        aligned: L1 of G(source, target code) against the DTW-aligned frames of the parallel
-            rendition in the target emotion (the same speaker and sentence).
-        cycle: L1 of G(G(source, target), source code) against the source.
+        reconstruction: Pixel distance (`spfem.pixel_loss`) of G(source, own emotion code)
+            against the source.
+        aligned: Pixel distance of G(source, target code) against the DTW-aligned frames of
+            the parallel rendition in the target emotion (the same speaker and sentence).
+        cycle: Pixel distance of G(G(source, target), source code) against the source.
         content: CDRL ContentConsistency through the frozen content encoder (source audio).
         emotion: CDRL EmotionConsistency through the frozen emotion encoder and the prior.
         adversarial: Hinge GAN term with a patch discriminator (0 = no discriminator).
@@ -346,6 +347,15 @@ class SPFEMConfig:
             the parallel rendition matter, the rendition bounds how far a pixel moves, and no
             texture the encoder never saw (the stripes of the free loss) can lower it. `none`:
             the plain gradient.
+        pixel_loss: The distance of the pixel terms (reconstruction, aligned, cycle): `l1`
+            (mean absolute error) or `rmse` (root of the mean squared error, on L1's scale so
+            the weights keep their meaning). L1 is minimised by the per-pixel median of the
+            targets: where the target carries noise of the same size as the edit (a decoded
+            video at crf 18 and 64 px differs from its render by a mean 0.011; emotions move
+            0.007-0.012), the median of an edit the network cannot yet place is no edit, and
+            an L1-trained generator stays at copy-the-source for hundreds of steps. RMSE is
+            minimised by the mean and its gradient shrinks with the residual, so noise pixels
+            pull little and the edit starts at once (bench/generator_fit.py).
         emotion_margin: Hinge of the emotion term: max(0, EmotionConsistency - margin), so
             the generator stops pushing the frozen emotion encoder once the output is that
             close to the reference (0 = the plain loss).
@@ -371,6 +381,7 @@ class SPFEMConfig:
     schedule: Literal["constant", "cosine"] = "cosine"
     aligned_match: Literal["none", "gain", "similarity"] = "similarity"
     emotion_anchor: Literal["none", "aligned"] = "aligned"
+    pixel_loss: Literal["l1", "rmse"] = "l1"
     emotion_margin: float = 0.0
     pairs: Literal["any", "reference"] = "reference"
     label_code_prob: float = 0.5

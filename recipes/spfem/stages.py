@@ -672,6 +672,33 @@ def match_target(target: Tensor, source: Tensor, how: str) -> Tensor:
     return match_gain(target, source).detach()
 
 
+def pixel_distance(x: Tensor, target: Tensor, kind: str) -> Tensor:
+    """The distance of the generator's pixel terms (`spfem.pixel_loss`).
+
+    Args:
+        x: Frames (any shape).
+        target: Same shape.
+        kind: `l1` (mean absolute error) or `rmse` (root of the mean squared error).
+
+    Returns:
+        A scalar.
+
+    Raises:
+        ValueError: An unknown kind.
+
+    Examples:
+        >>> x, y = torch.zeros(4), torch.tensor([0.0, 0.0, 0.0, 2.0])
+        >>> pixel_distance(x, y, "l1").item(), pixel_distance(x, y, "rmse").item()
+        (0.5, 1.0)
+    """
+    if kind == "l1":
+        return (x - target).abs().mean()
+    if kind == "rmse":
+        # + eps: the gradient of sqrt at 0 (a perfect reconstruction) is infinite
+        return ((x - target).square().mean() + 1e-12).sqrt()
+    raise ValueError(f"unknown pixel_loss {kind!r} (l1, rmse)")
+
+
 class SPFEMObjective(nn.Module):
     """spfem stage: the generator's losses from what a real corpus offers, plus CDRL.
 
@@ -686,7 +713,7 @@ class SPFEMObjective(nn.Module):
         q = G(y, z_a)     cycle back;  r' = match(r, s)  (`aligned_match`: r's head motion
                                                          and light brought onto s)
         reconstruction = |x - s|,  aligned = |y - r'| (r: the DTW-aligned frames of the
-        parallel rendition), cycle = |q - s|,
+        parallel rendition), cycle = |q - s|  (|.|: `pixel_loss`, L1 or RMSE),
         content = ContentConsistency(Ec(y, A_s), Ec(s, A_s))   A_s: source audio prior
         emotion = max(0, EmotionConsistency(Ee(r), Ee(v), T, labels=c) - margin)
                   T: the prompt prior's rows; v = y, or with `emotion_anchor: aligned`
@@ -718,6 +745,7 @@ class SPFEMObjective(nn.Module):
         self.label_code_prob = cfg.spfem.label_code_prob
         self.aligned_match = cfg.spfem.aligned_match
         self.emotion_margin = cfg.spfem.emotion_margin
+        self.pixel_loss = cfg.spfem.pixel_loss
         self.emotion_anchor = cfg.spfem.emotion_anchor
         self.sample_rate = sample_rate
         self.fps = fps
@@ -769,12 +797,12 @@ class SPFEMObjective(nn.Module):
         edited, mask = g(src, z_tgt, return_mask=True)
         terms: dict[str, Tensor] = {}
         if w.reconstruction:
-            terms["reconstruction"] = (g(src, z_src) - src).abs().mean()
+            terms["reconstruction"] = pixel_distance(g(src, z_src), src, self.pixel_loss)
         matched = match_target(ref, src, self.aligned_match)
         if w.aligned:
-            terms["aligned"] = (edited - matched).abs().mean()
+            terms["aligned"] = pixel_distance(edited, matched, self.pixel_loss)
         if w.cycle:
-            terms["cycle"] = (g(edited, z_src) - src).abs().mean()
+            terms["cycle"] = pixel_distance(g(edited, z_src), src, self.pixel_loss)
         if w.mask:
             terms["mask"] = mask.mean()
         flat_y = rearrange(edited, "b t c h w -> (b t) c h w")

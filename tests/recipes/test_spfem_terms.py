@@ -16,7 +16,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "recipes" / "spfem"
 
 from generator import Generator
 from loop import lr_scale
-from stages import _similarity_warp, match_gain, match_target, register_similarity, toward
+from stages import (
+    _similarity_warp,
+    match_gain,
+    match_target,
+    pixel_distance,
+    register_similarity,
+    toward,
+)
 
 
 def _face(n: int = 2, size: int = 32, seed: int = 0) -> torch.Tensor:
@@ -103,6 +110,36 @@ def test_a_loss_through_toward_never_moves_an_element_away_from_the_target() -> 
     assert ((-x.grad * (target - x.detach()))[moved] > 0).all()
     # ...and only pixels below their target move (the loss wants everything brighter)
     assert ((target > x.detach()) == moved).all()
+
+
+def test_pixel_distances_against_naive_loops() -> None:
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 3, 4, 5, generator=g, dtype=torch.float64)
+    y = torch.rand(2, 3, 4, 5, generator=g, dtype=torch.float64)
+    a = sq = 0.0
+    for u, v in zip(x.flatten().tolist(), y.flatten().tolist(), strict=True):
+        a += abs(u - v)
+        sq += (u - v) ** 2
+    n = x.numel()
+    assert pixel_distance(x, y, "l1").item() == pytest.approx(a / n, rel=1e-12)
+    assert pixel_distance(x, y, "rmse").item() == pytest.approx(math.sqrt(sq / n), rel=1e-9)
+    with pytest.raises(ValueError, match="pixel_loss"):
+        pixel_distance(x, y, "l2")
+
+
+def test_rmse_gradient_is_finite_at_a_perfect_match_and_mean_seeking() -> None:
+    x = torch.zeros(3, requires_grad=True)
+    pixel_distance(x, torch.zeros(3), "rmse").backward()
+    assert torch.isfinite(x.grad).all()
+    # one shared output against targets {0, 0, 1}: L1's minimiser is the median (0), RMSE's
+    # the mean (1/3): the gradient at 0 pushes toward 1/3 under RMSE, not under L1
+    c = torch.zeros(1, requires_grad=True)
+    t = torch.tensor([0.0, 0.0, 1.0])
+    pixel_distance(c.expand(3), t, "rmse").backward()
+    assert c.grad.item() < 0  # descent raises c
+    c2 = torch.tensor([0.34], requires_grad=True)  # just above the mean: pushed back down
+    pixel_distance(c2.expand(3), t, "rmse").backward()
+    assert c2.grad.item() > 0
 
 
 def test_cosine_schedule_closed_form() -> None:
