@@ -25,12 +25,24 @@ features need the rendition's waveform, which a counterfactual render has not): 
 `spfem.variant=baseline` or `emotion_only`. The generator and the scores go to `--out`
 (default `<run>-fit-<target>`), a run folder whose other stages are links to `--run`'s.
 
-Measured on runs/demo (2026-12-02, 2 cores, 1 thread each, two fits side by side, baseline
-variant, 1000 steps, 8 frames per step, label-driven edits of 6 held-out neutral clips; with
-`bench/generator_fit.py`'s predecessor, a notes script with the same objective): with the
-aligned targets accuracy 17 % and full-face gain +1.7 %; with the exact truth as target the
-training L1 fell only from 0.0165 to 0.0159 and the accuracy stayed at 1 % (edit 0.0037 against
-the truth's 0.0139). The generator, not the supervision, limits the edits at this budget.
+Measured on runs/demo (2026-12-03, 2 cores, two fits side by side, 1000 steps of 8 frames
+unless said, label-driven edits of 6 held-out neutral clips, stride 3, target-emotion accuracy
+of the independent classifier; copying 1 %, the truth 85 %):
+
+| target | variant | pixel loss | accuracy | edit (truth 0.0139) |
+|---|---|---|---|---|
+| aligned (the recipe's own demo run) | full | L1 | 36.3 % | 0.0087 |
+| aligned | full | L1 | 26.3 % | 0.0062 |
+| aligned, 2000 steps | full | L1 | 13.3 % | 0.0067 |
+| aligned | full | RMSE | 9.4 % | 0.0071 |
+| truth | baseline | L1 | 1.0 % (the mask closed: exact copy) | 0.0000 |
+| truth | baseline | RMSE | 10.0 % | 0.0049 |
+
+Even the exact answer does not teach this generator an edit the classifier reads within the
+demo's budget; the same objective differs by 10 points between two runs, and more steps on the
+aligned targets did not help. (Before 2026-12-03 the truth target was the raw render while the
+source is the decoded clip: at 64 px, crf 18, they differ by a mean L1 of 0.011, as much as an
+emotion's edit; now the counterfactual goes through the corpus's codec too.)
 """
 
 from __future__ import annotations
