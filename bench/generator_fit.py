@@ -37,10 +37,17 @@ of the independent classifier; copying 1 %, the truth 85 %):
 | aligned | full | RMSE | 9.4 % | 0.0071 |
 | truth | baseline | L1 | 1.0 % (the mask closed: exact copy) | 0.0000 |
 | truth | baseline | RMSE | 10.0 % | 0.0049 |
+| truth, `spfem.label_code_prob=1` (label codes only) | baseline | RMSE | 19.2 % | 0.0052 |
 
-Even the exact answer does not teach this generator an edit the classifier reads within the
-demo's budget; the same objective differs by 10 points between two runs, and more steps on the
-aligned targets did not help. (Before 2026-12-03 the truth target was the raw render while the
+Within the recipe's objective even the exact answer does not teach the generator an edit the
+classifier reads at the demo's budget; the same objective differs by 10 points between two
+runs, and more steps on the aligned targets did not help. The architecture is not the limit:
+the same `Generator` (16 channels) trained outside the recipe on the codec-matched truth, 8
+independent frames per step, the prompt prior's rows as codes, squared error, neutral to
+emotion only, reached 54 % after 400 steps and 77 % after 1200 (4 minutes on one core);
+with the recipe's reverse edits, reconstruction term and mask penalty 44 % after 1000 steps.
+The recipe's objective (L1, Ee codes in half the batches, 2 consecutive frames per group)
+is what slows it. (Before 2026-12-03 the truth target was the raw render while the
 source is the decoded clip: at 64 px, crf 18, they differ by a mean L1 of 0.011, as much as an
 emotion's edit; now the counterfactual goes through the corpus's codec too.)
 """
