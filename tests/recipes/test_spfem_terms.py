@@ -132,7 +132,11 @@ def test_rmse_gradient_is_finite_at_a_perfect_match_and_mean_seeking() -> None:
     pixel_distance(x, torch.zeros(3), "rmse").backward()
     assert torch.isfinite(x.grad).all()
     # one shared output against targets {0, 0, 1}: L1's minimiser is the median (0), RMSE's
-    # the mean (1/3): the gradient at 0 pushes toward 1/3 under RMSE, not under L1
+    # the mean (1/3): between them (0.1) RMSE raises the output, L1 lowers it
+    for kind, sign in (("rmse", -1.0), ("l1", 1.0)):
+        c = torch.tensor([0.1], requires_grad=True)
+        pixel_distance(c.expand(3), torch.tensor([0.0, 0.0, 1.0]), kind).backward()
+        assert c.grad.item() * sign > 0, kind
     c = torch.zeros(1, requires_grad=True)
     t = torch.tensor([0.0, 0.0, 1.0])
     pixel_distance(c.expand(3), t, "rmse").backward()
