@@ -107,7 +107,8 @@ def truth_batches(root: Path, split: str, *, emotion_names: tuple[str, ...], bat
         epoch: Epoch number (changes the order and the windows).
 
     Yields:
-        `{"video": uint8 (b, 2, t, 3, h, w), "emotion": (b, 2)}`, rendition 0 the neutral clip.
+        `{"video": uint8 (b, 2, t, 3, h, w), "emotion": (b, 2), "reference": (b, 2) bool}`,
+        rendition 0 the neutral clip (the reference).
     """
     from decouple.data.io import encode_video, read_video
     from decouple.data.synthtalk.corpus import SynthTalkConfig, iter_clips, render
@@ -130,7 +131,8 @@ def truth_batches(root: Path, split: str, *, emotion_names: tuple[str, ...], bat
         videos.append(torch.stack([frames[start:start + window], cf[start:start + window]]))
         labels.append(torch.tensor([neutral, emotion_names.index(emotion)]))
         if len(videos) == batch_size:
-            yield {"video": torch.stack(videos), "emotion": torch.stack(labels)}
+            yield {"video": torch.stack(videos), "emotion": torch.stack(labels),
+                   "reference": torch.tensor([[True, False]] * len(videos))}
             videos, labels = [], []
 
 

@@ -365,6 +365,9 @@ class SPFEMConfig:
             emotions drawn at random) or `reference` (the group's reference rendition, the
             neutral one, and one other: the edits the SPFEM protocol asks for, neutral to
             an emotion, and back).
+        reverse_prob: Probability per group that the edit runs from the emotion rendition back
+            to the group's reference (neutral) one instead of from it (the protocol's
+            direction). 0.5 trains both directions equally; 0 trains only neutral to emotion.
         label_code_prob: Probability that a batch takes its emotion codes from the prompt
             prior's rows (labels) instead of the emotion encoder on reference frames.
         variant: `full` (CDRL), `baseline` (no CDRL terms), `content_only`, `emotion_only`;
@@ -386,6 +389,7 @@ class SPFEMConfig:
     pixel_loss: Literal["l1", "rmse"] = "l1"
     emotion_margin: float = 0.0
     pairs: Literal["any", "reference"] = "reference"
+    reverse_prob: float = 0.5
     label_code_prob: float = 0.5
     variant: Literal["full", "baseline", "content_only", "emotion_only"] = "full"
     weights: LossWeights = field(default_factory=LossWeights)
@@ -517,9 +521,10 @@ def check_config(cfg: Config, where: str = "config") -> Config:
     if not 0.0 <= cfg.spfem.emotion_margin < 2.0:
         raise ConfigError(f"{where}: spfem.emotion_margin: expected a number in [0, 2), got "
                           f"{cfg.spfem.emotion_margin}")  # fmt: skip
-    if not 0.0 <= cfg.spfem.label_code_prob <= 1.0:
-        raise ConfigError(f"{where}: spfem.label_code_prob: expected a number in [0, 1], got "
-                          f"{cfg.spfem.label_code_prob}")  # fmt: skip
+    for name in ("label_code_prob", "reverse_prob"):
+        value = getattr(cfg.spfem, name)
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{where}: spfem.{name}: expected a number in [0, 1], got {value}")
     for name, value in dataclasses.asdict(cfg.spfem.weights).items():
         if value < 0:
             raise ConfigError(f"{where}: spfem.weights.{name}: expected a weight >= 0, got "

@@ -58,12 +58,14 @@ __all__ = [
     "match_target",
     "register_similarity",
     "sample_stream",
+    "source_index",
     "strip",
     "toward",
 ]
 
 TRAINING_KEYS = ("video", "audio", "emotion", "intensity", "frame", "speaker", "sentence",
-                 "group", "key", "position", "keys", "clip_audio", "clip_frames")  # fmt: skip
+                 "group", "key", "position", "keys", "clip_audio", "clip_frames",
+                 "reference")  # fmt: skip
 """Batch entries a real corpus offers (everything else is ground truth and is dropped)."""
 
 
@@ -199,6 +201,8 @@ class AlignedGroups:
         by_key = {c["key"]: c for c in group["clips"]}
         chosen = [by_key[k] for k in out["keys"]]
         out = strip(out)
+        ref_key = group["clips"][0]["meta"].reference
+        out["reference"] = torch.tensor([k == ref_key for k in out["keys"]])
         out["clip_audio"] = [c["audio"] for c in chosen]
         out["clip_frames"] = torch.tensor([int(c["meta"].num_frames) for c in chosen])
         return out
@@ -236,7 +240,8 @@ def group_stream(ctx: Context, *, split: str, batch_size: int, emotions: int, wi
 
     Returns:
         The stream (batches: `video` (b, e, t, 3, h, w), `emotion` (b, e), `frame` (b, e, t),
-        `clip_audio`, `clip_frames` (b, e), ...).
+        `reference` (b, e) bool: the group's reference rendition, `clip_audio`,
+        `clip_frames` (b, e), ...).
     """
     ds = ShardDataset(ctx.root, split, batch_size=batch_size, unit="group", features=None,
                       seed=seed, shuffle=shuffle, shuffle_buffer=ctx.cfg.data.shuffle_buffer,
@@ -699,12 +704,44 @@ def pixel_distance(x: Tensor, target: Tensor, kind: str) -> Tensor:
     raise ValueError(f"unknown pixel_loss {kind!r} (l1, rmse)")
 
 
+def source_index(batch: dict[str, Any], reverse_prob: float) -> Tensor:
+    """Which of a pair batch's 2 renditions is the source of each group's edit.
+
+    The group's reference rendition (`batch["reference"]`, the neutral one) is the source,
+    except with probability `reverse_prob` per group, where the edit runs back to it. Without
+    `reference` in the batch, rendition 0 plays that role. Draws from torch's global RNG on
+    the CPU (restored by `--resume`).
+
+    Args:
+        batch: A batch with `emotion` (b, 2) and optionally `reference` (b, 2) bool.
+        reverse_prob: Probability of the reverse edit, in [0, 1].
+
+    Returns:
+        (b,) long on the CPU, 0 or 1.
+
+    Examples:
+        >>> reference = torch.tensor([[False, True], [True, False]])
+        >>> batch = {"emotion": torch.zeros(2, 2), "reference": reference}
+        >>> source_index(batch, 0.0).tolist()
+        [1, 0]
+    """
+    b = batch["emotion"].shape[0]
+    swap = (torch.rand(b, device="cpu") < reverse_prob).long()
+    forward = torch.zeros(b, dtype=torch.long)
+    if "reference" in batch:
+        forward = batch["reference"][:, 1].to("cpu", torch.long)
+    return forward ^ swap
+
+
 class SPFEMObjective(nn.Module):
     """spfem stage: the generator's losses from what a real corpus offers, plus CDRL.
 
     A batch is b parallel groups with 2 renditions each (same speaker and sentence, two
     emotions, frames aligned by DTW). Per group one rendition is the source s (emotion a) and
-    the other the target rendition r (emotion c); which is which is drawn per group. Codes:
+    the other the target rendition r (emotion c): the group's reference rendition (neutral)
+    is the source, and with probability `reverse_prob` per group the roles swap (an edit
+    back to neutral); without a reference rendition in the batch, rendition 0 is the source
+    before the swap. Codes:
     with probability `label_code_prob` per batch the prompt prior's rows for a and c (label
     driven), else the emotion encoder's mean embedding of the source frames and of r's
     frames (reference driven). Then, with G the generator:
@@ -743,6 +780,7 @@ class SPFEMObjective(nn.Module):
         object.__setattr__(self, "_sup", supervisors)
         self.weights = cfg.spfem.effective_weights()
         self.label_code_prob = cfg.spfem.label_code_prob
+        self.reverse_prob = cfg.spfem.reverse_prob
         self.aligned_match = cfg.spfem.aligned_match
         self.emotion_margin = cfg.spfem.emotion_margin
         self.pixel_loss = cfg.spfem.pixel_loss
@@ -783,8 +821,7 @@ class SPFEMObjective(nn.Module):
         emotion = batch["emotion"]
         b, _, t = video.shape[:3]
         dev = video.device
-        swap = torch.rand(b, device="cpu") < 0.5  # torch RNG: restored by --resume
-        src_i = swap.long().to(dev)
+        src_i = source_index(batch, self.reverse_prob).to(dev)
         tgt_i = 1 - src_i
         ar = torch.arange(b, device=dev)
         src, ref = video[ar, src_i], video[ar, tgt_i]

@@ -22,6 +22,7 @@ from stages import (
     match_target,
     pixel_distance,
     register_similarity,
+    source_index,
     toward,
 )
 
@@ -161,3 +162,40 @@ def test_untrained_generator_copies_the_source() -> None:
     x = torch.rand(4, 3, 64, 64)
     out = g(x, F.normalize(torch.randn(4, 16), dim=1))
     assert (out - x).abs().mean() < 1e-3 and (out - x).abs().max() < 0.02
+
+
+def test_source_index_follows_the_reference_and_reverse_prob() -> None:
+    torch.manual_seed(0)
+    n = 4000
+    reference = torch.zeros(n, 2, dtype=torch.bool)
+    reference[: n // 2, 0] = True  # first half: rendition 0 is the reference (neutral)
+    reference[n // 2 :, 1] = True
+    batch = {"emotion": torch.zeros(n, 2, dtype=torch.long), "reference": reference}
+    ref_index = reference.long().argmax(1)
+    assert torch.equal(source_index(batch, 0.0), ref_index)  # always neutral -> emotion
+    assert torch.equal(source_index(batch, 1.0), 1 - ref_index)  # always back to neutral
+    reverse = (source_index(batch, 0.25) != ref_index).double()
+    # binomial(4000, 0.25): sd 0.0068, the margin is > 5 sd in each half
+    assert abs(reverse[: n // 2].mean().item() - 0.25) < 0.05
+    assert abs(reverse[n // 2 :].mean().item() - 0.25) < 0.05
+    # no reference flags: rendition 0 is the forward source
+    assert torch.equal(source_index({"emotion": torch.zeros(3, 2)}, 0.0), torch.zeros(3).long())
+    assert torch.equal(source_index({"emotion": torch.zeros(3, 2)}, 1.0), torch.ones(3).long())
+
+
+def test_aligned_groups_flag_the_reference_rendition(tiny_corpus: Path) -> None:
+    from stages import AlignedGroups
+
+    from decouple.data import ShardDataset, read_index
+
+    neutral = read_index(tiny_corpus, "train").emotion_set.names.index("neutral")
+    ds = ShardDataset(tiny_corpus, "train", batch_size=1, unit="group", features=None,
+                      shuffle=False, transform=AlignedGroups(2, 1, with_reference=True))
+    items = list(ds)
+    assert len(items) >= 4
+    for item in items:
+        flags = item["reference"]
+        assert flags.dtype == torch.bool and flags.shape == (2,) and int(flags.sum()) == 1
+        # SynthTalk's reference rendition (the one the DTW paths start from) is the neutral one
+        assert int(item["emotion"][flags][0]) == neutral
+        assert int(item["emotion"][~flags][0]) != neutral
