@@ -7,6 +7,7 @@
 | `Wav2Vec2Prior` | wav2vec 2.0 (XLSR-53, BASE, ...) from a local weights file, one layer |
 | `PhonemeAudioPrior` | a small trainable audio encoder pre-trained on frame phoneme labels |
 | `EmotionPromptPrior` | an open_clip model + learnable per-emotion prompts (CoOp-style) |
+| `project_to_prior` | embeddings read through a prior's anchors (a soft nearest emotion) |
 
 open_clip is imported only when an `EmotionPromptPrior` is built.
 
@@ -21,6 +22,7 @@ from decouple.priors.descriptions import EMOTION_DESCRIPTIONS
 from decouple.priors.emotion_prompt import TINY_CLIP_CONFIG, EmotionPromptPrior
 from decouple.priors.mel import MelPrior
 from decouple.priors.phoneme import PhonemeAudioPrior
+from decouple.priors.projection import project_to_prior
 from decouple.priors.wav2vec2 import WAV2VEC2_ARCHITECTURES, Wav2Vec2Prior, load_wav2vec2_state_dict
 
 __all__ = [
@@ -35,4 +37,5 @@ __all__ = [
     "frame_times",
     "interpolate_to_frames",
     "load_wav2vec2_state_dict",
+    "project_to_prior",
 ]

@@ -368,6 +368,11 @@ class SPFEMConfig:
         reverse_prob: Probability per group that the edit runs from the emotion rendition back
             to the group's reference (neutral) one instead of from it (the protocol's
             direction). 0.5 trains both directions equally; 0 trains only neutral to emotion.
+        reference_code: How reference frames become an emotion code, in training and in
+            generation: `embedding` (the emotion encoder's mean embedding, renormalised) or
+            `prior` (that embedding read through the prompt prior's rows at CERL's temperature,
+            `decouple.priors.project_to_prior`: a soft nearest emotion, on the span of the
+            label and text codes).
         label_code_prob: Probability that a batch takes its emotion codes from the prompt
             prior's rows (labels) instead of the emotion encoder on reference frames.
         variant: `full` (CDRL), `baseline` (no CDRL terms), `content_only`, `emotion_only`;
@@ -390,6 +395,7 @@ class SPFEMConfig:
     emotion_margin: float = 0.0
     pairs: Literal["any", "reference"] = "reference"
     reverse_prob: float = 0.5
+    reference_code: Literal["embedding", "prior"] = "embedding"
     label_code_prob: float = 0.5
     variant: Literal["full", "baseline", "content_only", "emotion_only"] = "full"
     weights: LossWeights = field(default_factory=LossWeights)

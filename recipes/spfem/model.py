@@ -48,6 +48,7 @@ from decouple.priors import (
     MelPrior,
     PhonemeAudioPrior,
     Wav2Vec2Prior,
+    project_to_prior,
 )
 
 __all__ = [
@@ -475,7 +476,8 @@ def emotion_code(
     Args:
         models: The run's models.
         reference: Reference frames (n, 3, h, w) RGB (uint8 or float in [0, 1]): the mean
-            of their emotion-encoder embeddings, renormalised.
+            of their emotion-encoder embeddings, renormalised (read through the prompt
+            prior's rows with `spfem.reference_code: prior`).
         label: An emotion name (or its id): the prompt prior's row.
         text: A description: the prior's text encoding.
 
@@ -491,6 +493,8 @@ def emotion_code(
     with torch.no_grad():
         if reference is not None:
             z = models.emotion_encoder(reference).mean(0, keepdim=True)
+            if models.config.spfem.reference_code == "prior":
+                z = project_to_prior(z, models.prior.prior(), models.config.cerl.temperature)
         elif text is not None:
             z = models.prior.encode_text([text])
         else:

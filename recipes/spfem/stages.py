@@ -45,7 +45,7 @@ from decouple.losses import (
     InfoNCE,
 )
 from decouple.metrics import linear_probe
-from decouple.priors import EmotionPromptPrior
+from decouple.priors import EmotionPromptPrior, project_to_prior
 
 __all__ = [
     "CCRLObjective",
@@ -744,7 +744,8 @@ class SPFEMObjective(nn.Module):
     before the swap. Codes:
     with probability `label_code_prob` per batch the prompt prior's rows for a and c (label
     driven), else the emotion encoder's mean embedding of the source frames and of r's
-    frames (reference driven). Then, with G the generator:
+    frames (reference driven; read through the prior's rows with `reference_code: prior`).
+    Then, with G the generator:
 
         y = G(s, z_c)     edited;      x = G(s, z_a)  self-reconstruction;
         q = G(y, z_a)     cycle back;  r' = match(r, s)  (`aligned_match`: r's head motion
@@ -781,6 +782,8 @@ class SPFEMObjective(nn.Module):
         self.weights = cfg.spfem.effective_weights()
         self.label_code_prob = cfg.spfem.label_code_prob
         self.reverse_prob = cfg.spfem.reverse_prob
+        self.reference_code = cfg.spfem.reference_code
+        self.prior_temperature = cfg.cerl.temperature
         self.aligned_match = cfg.spfem.aligned_match
         self.emotion_margin = cfg.spfem.emotion_margin
         self.pixel_loss = cfg.spfem.pixel_loss
@@ -806,7 +809,10 @@ class SPFEMObjective(nn.Module):
                 return self._sup.table[labels]
             b, t = frames.shape[:2]
             z = self._sup.emotion(rearrange(frames, "b t c h w -> (b t) c h w"))
-            return F.normalize(z.reshape(b, t, -1).mean(1).float(), dim=-1)
+            z = F.normalize(z.reshape(b, t, -1).mean(1).float(), dim=-1)
+            if self.reference_code == "prior":
+                z = project_to_prior(z, self._sup.table, self.prior_temperature)
+            return z
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """Generator (and discriminator) losses of a batch.
