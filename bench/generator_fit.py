@@ -55,6 +55,24 @@ The recipe's objective (L1, Ee codes in half the batches, 2 consecutive frames p
 is what slows it: label codes and 8 independent groups of 1 frame triple the truth fit's
 accuracy (10 -> 32 %) at the same step count.
 
+Measured again on a fresh runs/demo later on 2026-12-03 (other evaluators: copying 5.6 %, the
+truth 81.2 %), aligned targets, full CDRL, L1, 1000 steps, label codes, 8 groups x 1 frame,
+the two new switches: label-driven / reference-driven accuracy (reference codes read through
+the prompt prior, `spfem.reference_code=prior`, unless said):
+
+| setting | label | reference |
+|---|---|---|
+| `spfem.reverse_prob=0` (only neutral -> emotion), seed 0 | 59.5 % | 41.1 % (21.0 % raw Ee codes) |
+| the same, seed 1 | 59.4 % | 45.1 % (34.7 % raw Ee codes) |
+| the same, RMSE | 44.0 % | 31.8 % (raw Ee codes) |
+| the same, `spfem.label_code_prob=0.5` (raw Ee codes) | 55.4 % | 43.4 % |
+| the same, `spfem.label_code_prob=0.5` (Ee codes through the prior) | 48.2 % | 40.4 % |
+| the same, `spfem.weights.emotion=3` | 46.1 % | 46.3 % |
+
+The first row is the recipe's default since then. The matched aligned target carries most of
+the edit: on 40 training groups its difference to the source projects 0.82 of the true edit
+(counterfactual minus source) onto it, cosine 0.77 (without the similarity warp 0.55).
+
 (Before 2026-12-03 the truth target was the raw render while the source is the decoded
 clip: at 64 px, crf 18, they differ by a mean L1 of 0.011, as much as an emotion's edit; now
 the counterfactual goes through the corpus's codec too.)

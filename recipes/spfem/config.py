@@ -332,7 +332,8 @@ class SPFEMConfig:
         levels: Generator down-sampling stages.
         steps: Training steps.
         batch_size: Parallel groups per batch (2 renditions each: source and target).
-        window: Aligned frames per rendition.
+        window: Aligned frames per rendition. 8 groups of 1 frame learn the edit faster than
+            4 groups of 2 consecutive, nearly identical frames at the same cost per step.
         lr: Adam learning rate (generator and discriminator).
         betas: Adam's (beta1, beta2).
         schedule: Learning-rate schedule over the steps: `constant` or `cosine` (to 0).
@@ -367,14 +368,22 @@ class SPFEMConfig:
             an emotion, and back).
         reverse_prob: Probability per group that the edit runs from the emotion rendition back
             to the group's reference (neutral) one instead of from it (the protocol's
-            direction). 0.5 trains both directions equally; 0 trains only neutral to emotion.
+            direction). 0 (default) trains only neutral to emotion, 0.5 both equally. Measured
+            (runs/demo, 1000 steps, held-out speakers, label-driven target-emotion accuracy
+            with label codes and 8 x 1-frame groups): 0 gave 59.5 % and 59.4 % (2 seeds),
+            0.5 gave 41.9 %: half the steps spent on the reverse edit slow the forward one.
         reference_code: How reference frames become an emotion code, in training and in
             generation: `embedding` (the emotion encoder's mean embedding, renormalised) or
             `prior` (that embedding read through the prompt prior's rows at CERL's temperature,
             `decouple.priors.project_to_prior`: a soft nearest emotion, on the span of the
-            label and text codes).
+            label and text codes; the default). A generator trained on label codes, driven by
+            held-out references: 21.0 / 34.7 % target-emotion accuracy with `embedding`,
+            41.1 / 45.1 % with `prior` (2 seeds, same weights).
         label_code_prob: Probability that a batch takes its emotion codes from the prompt
-            prior's rows (labels) instead of the emotion encoder on reference frames.
+            prior's rows (labels) instead of the emotion encoder on reference frames. 1 (the
+            default): the rows are exact and the same for every clip of an emotion, the
+            encoder's codes of a training clip are noisy; 0.5 measured 48.2 % label-driven /
+            40.4 % reference-driven against 59.5 / 41.1 % for 1 (`reference_code: prior`).
         variant: `full` (CDRL), `baseline` (no CDRL terms), `content_only`, `emotion_only`;
             it zeroes the CDRL weights it excludes.
         weights: Loss weights.
@@ -384,8 +393,8 @@ class SPFEMConfig:
     channels: int = 16
     levels: int = 3
     steps: int = 200
-    batch_size: int = 4
-    window: int = 2
+    batch_size: int = 8
+    window: int = 1
     lr: float = 3e-3
     betas: tuple[float, float] = (0.9, 0.999)
     schedule: Literal["constant", "cosine"] = "cosine"
@@ -394,9 +403,9 @@ class SPFEMConfig:
     pixel_loss: Literal["l1", "rmse"] = "l1"
     emotion_margin: float = 0.0
     pairs: Literal["any", "reference"] = "reference"
-    reverse_prob: float = 0.5
-    reference_code: Literal["embedding", "prior"] = "embedding"
-    label_code_prob: float = 0.5
+    reverse_prob: float = 0.0
+    reference_code: Literal["embedding", "prior"] = "prior"
+    label_code_prob: float = 1.0
     variant: Literal["full", "baseline", "content_only", "emotion_only"] = "full"
     weights: LossWeights = field(default_factory=LossWeights)
     samples: int = 4

@@ -37,7 +37,9 @@ ccrl: {{steps: 3, batch_size: 1, emotions: 3, window: 3, channels: [8, 16], dim:
         probe_windows: 16}}
 cerl: {{steps: 3, emotions: 3, per_emotion: 2, window: 2, frames_per_clip: 1, hidden: 32,
         probe_windows: 16}}
-spfem: {{steps: 4, batch_size: 2, window: 2, channels: 8, levels: 2, samples: 2}}
+# spfem: 2-frame windows, both code sources and both edit directions (the defaults use one)
+spfem: {{steps: 4, batch_size: 2, window: 2, channels: 8, levels: 2, samples: 2,
+        label_code_prob: 0.5, reverse_prob: 0.5}}
 """
 
 

@@ -77,19 +77,24 @@ def test_models_load_from_the_run(base_run: tuple[Path, subprocess.CompletedProc
     code = emotion_code(models, label="happy")
     torch.testing.assert_close(code, emotion_code(models, label=models.emotion_names.index(
         "happy")))  # fmt: skip
-    ref = emotion_code(models, reference=frames)
-    assert ref.shape == code.shape
-    # spfem.reference_code: prior reads the embedding through the prior's rows: by hand
+    assert emotion_code(models, reference=frames).shape == code.shape
+    # spfem.reference_code: embedding is Ee's mean embedding, prior reads it through the
+    # prior's rows: both by hand
     import dataclasses
 
-    prior_cfg = dataclasses.replace(models.config, spfem=dataclasses.replace(
-        models.config.spfem, reference_code="prior"))  # fmt: skip
-    via_prior = emotion_code(dataclasses.replace(models, config=prior_cfg), reference=frames)
+    def with_code(kind: str) -> object:
+        cfg = dataclasses.replace(models.config, spfem=dataclasses.replace(
+            models.config.spfem, reference_code=kind))  # fmt: skip
+        return dataclasses.replace(models, config=cfg)
+
+    ref = emotion_code(with_code("embedding"), reference=frames)
+    via_prior = emotion_code(with_code("prior"), reference=frames)
     with torch.no_grad():
         rows = torch.nn.functional.normalize(models.prior.prior().double(), dim=-1)
         z = torch.nn.functional.normalize(models.emotion_encoder(frames).mean(0).double(), dim=0)
         w = torch.softmax(rows @ z / models.config.cerl.temperature, dim=0)
         want = torch.nn.functional.normalize(w @ rows, dim=0)
+    torch.testing.assert_close(ref[0].double(), z, atol=1e-5, rtol=0)
     torch.testing.assert_close(via_prior[0].double(), want, atol=1e-5, rtol=0)
     assert not torch.allclose(via_prior, ref, atol=1e-3)  # the embedding is off the rows
     assert emotion_code(models, text="a broad smile").shape == (1, models.prior.dim)
