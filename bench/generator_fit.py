@@ -68,6 +68,13 @@ the prompt prior, `spfem.reference_code=prior`, unless said):
 | the same, `spfem.label_code_prob=0.5` (raw Ee codes) | 55.4 % | 43.4 % |
 | the same, `spfem.label_code_prob=0.5` (Ee codes through the prior) | 48.2 % | 40.4 % |
 | the same, `spfem.weights.emotion=3` | 46.1 % | 46.3 % |
+| the same, `spfem.weights.mask=0` | 51.7 % | 36.8 % |
+| the same, 2000 steps | 39.4 % | 39.9 % |
+| the same, `spfem.variant=baseline` (no CDRL terms) | 48.7 % | 42.6 % |
+
+More steps hurt, as before: the aligned L1 falls (0.0133 -> 0.0117 at 2000 steps) and the
+edit grows (0.0084 -> 0.0111), but the frozen Ee and the classifier read it less: past ~1000
+steps on 8 training speakers the generator fits the aligned targets' residue.
 
 The first row is the recipe's default since then. The matched aligned target carries most of
 the edit: on 40 training groups its difference to the source projects 0.82 of the true edit
