@@ -267,7 +267,10 @@ def test_model_runs_in_eval_mode_and_mode_is_restored() -> None:
     frames = torch.rand(20, 3, 4, 4)
     a = embedding_statistics(frames, net, batch_size=3)
     b = embedding_statistics(frames, net, batch_size=20)
-    np.testing.assert_allclose(a.cov, b.cov, rtol=0, atol=1e-12)
+    # float32 matmuls of batches of 3 and of 20 round differently (measured up to 3e-6
+    # relative under load); in train mode BatchNorm would normalise by the batch's own
+    # statistics and move the covariance by O(1)
+    np.testing.assert_allclose(a.cov, b.cov, rtol=1e-4, atol=1e-9)
     assert net.training and net.bn.training and not net.proj.training
     assert net.proj.weight.grad is None
 
