@@ -372,7 +372,8 @@ class SPFEMConfig:
             direction). 0 (default) trains only neutral to emotion, 0.5 both equally. Measured
             (runs/demo, 1000 steps, held-out speakers, label-driven target-emotion accuracy
             with label codes and 8 x 1-frame groups): 0 gave 59.5 % and 59.4 % (2 seeds),
-            0.5 gave 41.9 %: half the steps spent on the reverse edit slow the forward one.
+            0.5 gave 41.9 % (another run's evaluators): half the steps spent on the reverse
+            edit slow the forward one.
         reference_code: How reference frames become an emotion code, in training and in
             generation: `embedding` (the emotion encoder's mean embedding, renormalised) or
             `prior` (that embedding read through the prompt prior's rows at CERL's temperature,

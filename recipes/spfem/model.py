@@ -68,6 +68,7 @@ __all__ = [
     "load_generator",
     "load_models",
     "num_phonemes",
+    "reference_code",
     "stage_dir",
     "stage_weights",
 ]
@@ -464,6 +465,32 @@ def load_models(run_dir: str | Path, config: Config | None = None) -> Models:
     return Models(cfg, names, fps, int(info["size"]), audio, prior, content, emotion, gen)
 
 
+def reference_code(embeddings: Tensor, rows: Tensor, cfg: Config) -> Tensor:
+    """A reference clip's emotion code from its frames' emotion-encoder embeddings.
+
+    The one rule training (`stages.SPFEMObjective.codes`) and generation (`emotion_code`)
+    share: the mean embedding, renormalised, and with `spfem.reference_code: prior` read
+    through the prompt prior's rows at CERL's temperature (`decouple.priors.project_to_prior`).
+
+    Args:
+        embeddings: (..., n, D) embeddings of a clip's n frames.
+        rows: (K, D) the prompt prior's rows.
+        cfg: The run's config (`spfem.reference_code`, `cerl.temperature`).
+
+    Returns:
+        (..., D) unit-norm codes (float32).
+
+    Examples:
+        >>> cfg = Config()
+        >>> reference_code(torch.eye(3)[:2], torch.eye(3), cfg).shape
+        torch.Size([3])
+    """
+    z = F.normalize(embeddings.float().mean(-2), dim=-1)
+    if cfg.spfem.reference_code == "prior":
+        z = project_to_prior(z, rows, cfg.cerl.temperature)
+    return z
+
+
 def emotion_code(
     models: Models,
     *,
@@ -492,9 +519,8 @@ def emotion_code(
         raise ValueError("emotion_code: give exactly one of reference, label, text")
     with torch.no_grad():
         if reference is not None:
-            z = models.emotion_encoder(reference).mean(0, keepdim=True)
-            if models.config.spfem.reference_code == "prior":
-                z = project_to_prior(z, models.prior.prior(), models.config.cerl.temperature)
+            z = reference_code(models.emotion_encoder(reference), models.prior.prior(),
+                               models.config)[None]  # fmt: skip
         elif text is not None:
             z = models.prior.encode_text([text])
         else:

@@ -45,7 +45,7 @@ from decouple.losses import (
     InfoNCE,
 )
 from decouple.metrics import linear_probe
-from decouple.priors import EmotionPromptPrior, project_to_prior
+from decouple.priors import EmotionPromptPrior
 
 __all__ = [
     "CCRLObjective",
@@ -782,8 +782,7 @@ class SPFEMObjective(nn.Module):
         self.weights = cfg.spfem.effective_weights()
         self.label_code_prob = cfg.spfem.label_code_prob
         self.reverse_prob = cfg.spfem.reverse_prob
-        self.reference_code = cfg.spfem.reference_code
-        self.prior_temperature = cfg.cerl.temperature
+        self.config = cfg
         self.aligned_match = cfg.spfem.aligned_match
         self.emotion_margin = cfg.spfem.emotion_margin
         self.pixel_loss = cfg.spfem.pixel_loss
@@ -807,12 +806,11 @@ class SPFEMObjective(nn.Module):
         with torch.no_grad():
             if use_labels:
                 return self._sup.table[labels]
+            from model import reference_code
+
             b, t = frames.shape[:2]
             z = self._sup.emotion(rearrange(frames, "b t c h w -> (b t) c h w"))
-            z = F.normalize(z.reshape(b, t, -1).mean(1).float(), dim=-1)
-            if self.reference_code == "prior":
-                z = project_to_prior(z, self._sup.table, self.prior_temperature)
-            return z
+            return reference_code(z.reshape(b, t, -1), self._sup.table, self.config)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """Generator (and discriminator) losses of a batch.
