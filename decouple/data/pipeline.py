@@ -23,6 +23,7 @@ naming it; the rest is still read (the epoch then has fewer batches on that rank
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -280,7 +281,13 @@ class ShardDataset(IterableDataset):
     With `unit="group"` each item is one parallel group (the same speaker and sentence in
     several emotions): `{"group": str, "clips": [decode_clip(...) + "key"], "seed": int}` with
     whole clips; pass `transform=decouple.data.batches.ParallelWindows(...)` to cut aligned
-    windows (it draws its choices from `seed`).
+    windows (it draws its choices from `seed`). With `lazy=True` the clips are not decoded:
+    each is `{"key", "meta", "arrays", "decode", "waveform"}`, where `decode(start, stop)`
+    gives `decode_clip(clip, start=start, stop=stop)` (with this dataset's features) and
+    `waveform()` the whole clip's audio; the transform decodes only what it uses
+    (ParallelWindows: the aligned frames of the renditions it picks, the same values as
+    cutting them from whole clips). A clip that fails to decode there skips its group with a
+    DataWarning, as in the eager reader.
 
     Args:
         root: Directory of the shards and the index.
@@ -303,6 +310,8 @@ class ShardDataset(IterableDataset):
         rank: This process's rank (default: `RANK` from the environment, else 0).
         world_size: Number of ranks (default: `WORLD_SIZE` from the environment, else 1).
         transform: Applied to every decoded item; an item mapped to None is skipped (counted).
+        lazy: `unit="group"` only: hand the transform undecoded clips (see above), for
+            transforms that use a few frames of a few renditions of each group.
 
     Examples:
         >>> import tempfile
@@ -346,6 +355,7 @@ class ShardDataset(IterableDataset):
         rank: int | None = None,
         world_size: int | None = None,
         transform: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+        lazy: bool = False,
     ) -> None:
         super().__init__()
         if unit not in UNITS:
@@ -360,6 +370,8 @@ class ShardDataset(IterableDataset):
                              f"{windows_per_clip!r}")  # fmt: skip
         if unit == "group" and windows_per_clip != 1:
             raise ValueError("windows_per_clip applies to unit='sample' (groups are whole)")
+        if lazy and unit != "group":
+            raise ValueError("lazy applies to unit='group' (windows of clips are cut as read)")
         self.index: ShardIndex = read_index(root, split)
         self.batch_size = int(batch_size)
         self.unit = unit
@@ -378,6 +390,7 @@ class ShardDataset(IterableDataset):
         if not 0 <= self.rank < self.world_size:
             raise ValueError(f"rank {self.rank} is outside [0, world_size={self.world_size})")
         self.transform = transform
+        self.lazy = bool(lazy)
         self.epoch = 0
         self._skip_batches = 0
         self._one_thread = False
@@ -487,7 +500,12 @@ class ShardDataset(IterableDataset):
         for item in items:
             if self.transform is not None:
                 name = item.get("key", item.get("group", "?"))
-                item = self.transform(item)
+                try:  # lazy groups decode in the transform: on one thread, as above
+                    with _single_thread(self._one_thread and self.lazy):
+                        item = self.transform(item)
+                except _LazyDecodeError as err:
+                    warnings.warn(DataWarning(f"skipping group {name}: {err}"), stacklevel=2)
+                    continue
                 if item is None:
                     warnings.warn(DataWarning(f"{name}: dropped by the transform"), stacklevel=2)
                     continue
@@ -562,8 +580,12 @@ class ShardDataset(IterableDataset):
         opts = {"features": self.features, "context": self.context, "config": self.feature_config}
         try:
             clips = [_to_clip(s) for s in unit]
-            decoded = [decode_clip(c, **opts) | {"key": c.key} for c in clips]
-        except (SchemaError, ValueError, RuntimeError, OSError) as err:
+            if self.lazy:
+                decoded = [_lazy_clip(c, _unit_name([s]), opts)
+                           for c, s in zip(clips, unit, strict=True)]  # fmt: skip
+            else:
+                decoded = [decode_clip(c, **opts) | {"key": c.key} for c in clips]
+        except _DECODE_ERRORS as err:
             warnings.warn(DataWarning(f"skipping {_unit_name(unit)}: {err}"), stacklevel=2)
             return None
         seed = self._seed_for("window", worker, position)
@@ -638,7 +660,7 @@ class ShardDataset(IterableDataset):
             chosen = [starts[j] for j in todo]
             decoded = _decode_windows(clip, chosen, self.window, self.features, self.context,
                                       self.feature_config)  # fmt: skip
-        except (SchemaError, ValueError, RuntimeError, OSError) as err:
+        except _DECODE_ERRORS as err:
             warnings.warn(DataWarning(f"skipping {name}: {err}"), stacklevel=3)
             return lost
         out: dict[int, dict[str, Any] | None] = {}
@@ -780,6 +802,36 @@ def _groups_of_shard(path: Path) -> Iterator[list[dict[str, Any]]]:
         current.append(sample)
     if current:
         yield current
+
+
+class _LazyDecodeError(ValueError):
+    """A clip of a lazy group failed to decode (its group is skipped with a DataWarning)."""
+
+
+_DECODE_ERRORS = (SchemaError, ValueError, RuntimeError, OSError)
+
+
+def _lazy_clip(clip: Clip, name: str, opts: dict[str, Any]) -> dict[str, Any]:
+    """An undecoded clip of a lazy group: metadata, arrays and the decoders of its parts."""
+    return {"key": clip.key, "meta": clip.meta, "arrays": clip.arrays,
+            "decode": functools.partial(_lazy_decode, clip, name, opts),
+            "waveform": functools.partial(_lazy_waveform, clip, name)}  # fmt: skip
+
+
+def _lazy_decode(clip: Clip, name: str, opts: dict[str, Any], start: int = 0,
+                 stop: int | None = None) -> dict[str, Any]:  # fmt: skip
+    try:
+        return decode_clip(clip, start=start, stop=stop, **opts) | {"key": clip.key}
+    except _DECODE_ERRORS as err:
+        raise _LazyDecodeError(f"{name}: {err}") from err
+
+
+def _lazy_waveform(clip: Clip, name: str) -> torch.Tensor:
+    try:
+        return read_audio(clip.audio, sample_rate=clip.meta.sample_rate,
+                          name=f"{clip.key}.flac").waveform  # fmt: skip
+    except _DECODE_ERRORS as err:
+        raise _LazyDecodeError(f"{name}: {err}") from err
 
 
 def _to_clip(sample: dict[str, Any]) -> Clip:

@@ -169,6 +169,9 @@ def sample_stream(ctx: Context, *, split: str, batch_size: int, window: int, see
 class AlignedGroups:
     """ParallelWindows + each chosen rendition's whole waveform (for the audio prior).
 
+    Works on decoded or lazy groups (`ShardDataset(lazy=True)`: only the chosen renditions'
+    aligned frames and waveforms are decoded).
+
     The audio prior then runs on the whole clip (its full context, as a pretrained model
     would) and its features are read at the aligned frames.
 
@@ -203,7 +206,7 @@ class AlignedGroups:
         out = strip(out)
         ref_key = group["clips"][0]["meta"].reference
         out["reference"] = torch.tensor([k == ref_key for k in out["keys"]])
-        out["clip_audio"] = [c["audio"] for c in chosen]
+        out["clip_audio"] = [c["audio"] if "audio" in c else c["waveform"]() for c in chosen]
         out["clip_frames"] = torch.tensor([int(c["meta"].num_frames) for c in chosen])
         return out
 
@@ -245,7 +248,7 @@ def group_stream(ctx: Context, *, split: str, batch_size: int, emotions: int, wi
     """
     ds = ShardDataset(ctx.root, split, batch_size=batch_size, unit="group", features=None,
                       seed=seed, shuffle=shuffle, shuffle_buffer=ctx.cfg.data.shuffle_buffer,
-                      rank=ctx.rank, world_size=ctx.world_size,
+                      rank=ctx.rank, world_size=ctx.world_size, lazy=True,
                       transform=AlignedGroups(emotions, window, with_reference))  # fmt: skip
 
     def epoch(e: int, skip: int) -> Iterable[Any]:

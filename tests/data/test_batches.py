@@ -121,3 +121,50 @@ def test_emotion_batches_hold_distinct_content_per_emotion(root: Path) -> None:
             assert len(set(ids.tolist())) == len(ids)  # other content in every clip
         loss = EmotionAugmentedNCE()(torch.randn(6, 8), emotion, content)
         assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("features", [None, "mel"])
+def test_lazy_groups_give_the_same_windows_as_decoded_groups(root: Path, features: str | None
+                                                             ) -> None:  # fmt: skip
+    def items(lazy: bool) -> list[dict]:
+        ds = ShardDataset(root, "train", batch_size=1, unit="group", features=features,
+                          seed=3, lazy=lazy, transform=ParallelWindows(emotions=2, window=4))
+        return list(ds)
+
+    eager, lazy = items(False), items(True)
+    assert len(eager) == len(lazy) == 4
+    for a, b in zip(eager, lazy, strict=True):
+        assert a.keys() == b.keys() and a["keys"] == b["keys"]
+        for k, v in a.items():
+            if isinstance(v, torch.Tensor):  # decoding a span gives the same pixels and features
+                assert torch.equal(v, b[k]), k
+
+
+def test_lazy_group_items_decode_on_demand(root: Path) -> None:
+    group = next(iter(ShardDataset(root, "train", batch_size=1, unit="group", features=None,
+                                   shuffle=False, lazy=True)))  # fmt: skip
+    clip = next(c for c in group["clips"] if c["meta"].emotion == "angry")
+    assert "video" not in clip and clip["arrays"]["align"].shape == (18, 2)
+    part = clip["decode"](3, 7)
+    assert part["video"].shape == (4, 3, SIZE, SIZE) and part["key"] == clip["key"]
+    assert clip["waveform"]().shape == (int(18 * SR / FPS),)
+
+
+def test_lazy_is_for_groups() -> None:
+    with pytest.raises(ValueError, match="lazy applies to unit='group'"):
+        ShardDataset(Path("nowhere"), "train", batch_size=1, lazy=True)
+
+
+def test_a_lazy_clip_that_fails_to_decode_skips_its_group(tmp_path: Path) -> None:
+    with ShardWriter(tmp_path, "train", "mead", fps=FPS, sample_rate=SR) as w:
+        for g in range(2):
+            clips = [_clip(g, e) for e in RENDITIONS]
+            if g == 1:  # a corrupted video stream in the slow rendition of group 1
+                bad = clips[1]
+                clips[1] = Clip(bad.key, bad.meta, b"not an mp4" * 50, bad.audio, bad.arrays)
+            w.write_group(clips)
+    ds = ShardDataset(tmp_path, "train", batch_size=1, unit="group", features=None,
+                      shuffle=False, lazy=True, transform=ParallelWindows(emotions=3, window=4))
+    with pytest.warns(UserWarning, match=r"skipping group grp1: .*g1_angry"):
+        items = list(ds)
+    assert [it["group"] for it in items] == ["grp0"]

@@ -199,3 +199,23 @@ def test_aligned_groups_flag_the_reference_rendition(tiny_corpus: Path) -> None:
         # SynthTalk's reference rendition (the one the DTW paths start from) is the neutral one
         assert int(item["emotion"][flags][0]) == neutral
         assert int(item["emotion"][~flags][0]) != neutral
+
+
+def test_aligned_groups_read_lazily_give_the_same_batches(tiny_corpus: Path) -> None:
+    from stages import AlignedGroups
+
+    from decouple.data import ShardDataset
+
+    def items(lazy: bool) -> list[dict]:
+        return list(ShardDataset(tiny_corpus, "train", batch_size=1, unit="group",
+                                 features=None, seed=1, lazy=lazy,
+                                 transform=AlignedGroups(2, 2, with_reference=True)))
+
+    eager, lazy = items(False), items(True)
+    assert len(eager) == len(lazy) >= 4
+    for a, b in zip(eager, lazy, strict=True):
+        assert a["keys"] == b["keys"]
+        for k in ("video", "frame", "emotion", "reference", "clip_frames"):
+            assert torch.equal(a[k], b[k]), k
+        for wa, wb in zip(a["clip_audio"], b["clip_audio"], strict=True):
+            assert torch.equal(wa, wb)
