@@ -61,7 +61,14 @@ if str(_RECIPE) not in sys.path:  # imported from elsewhere (tests)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from generate import GenerateError, load_run, sample_frames, target_code  # noqa: E402
+from generate import (  # noqa: E402
+    GenerateError,
+    edit_crops,
+    load_run,
+    sample_frames,
+    target_code,
+    to_uint8,
+)
 from model import Models, read_run_info  # noqa: E402
 from protocol import (  # noqa: E402
     SETTINGS,
@@ -432,16 +439,12 @@ def mouth_error(model: Callable[[Tensor], Tensor], frames: Tensor, true: Tensor 
     return float((pred - true).abs().mean())
 
 
-def _to_uint8(y: Tensor) -> Tensor:
-    return y.float().clamp(0, 1).mul(255.0).round().to(torch.uint8).cpu()
-
-
 def edit_frames(models: Models, frames: Tensor, code: Tensor, *, batch: int = 16
                 ) -> tuple[Tensor, float]:  # fmt: skip
     """The generator's edit of model-size frames with one code, and the time it took.
 
-    As `generate.py` edits frames that are already model-size crops: `G(frames / 255, code)`
-    in batches, rounded to uint8.
+    `generate.py`'s edit loop (`edit_crops`) on frames that are already model-size crops:
+    `G(frames / 255, code)` in batches, rounded to uint8.
 
     Args:
         models: The run's models (generator on its device).
@@ -456,14 +459,13 @@ def edit_frames(models: Models, frames: Tensor, code: Tensor, *, batch: int = 16
     gen = models.generator
     assert gen is not None
     device = next(gen.parameters()).device
-    code = code.to(device)
     out = torch.empty_like(frames)
+
+    def keep(i: int, j: int, x: Tensor, y: Tensor) -> None:
+        out[i:j] = to_uint8(y)
+
     t0 = time.perf_counter()
-    with torch.inference_mode():
-        for i in range(0, len(frames), batch):
-            j = min(i + batch, len(frames))
-            x = frames[i:j].to(device).float().div_(255.0)
-            out[i:j] = _to_uint8(gen(x, code.expand(j - i, -1)))
+    edit_crops(gen, frames, code, keep, batch=batch)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return out, time.perf_counter() - t0

@@ -41,7 +41,7 @@ import re
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +76,7 @@ __all__ = [
     "GenerateError",
     "NoAudioWarning",
     "Result",
+    "edit_crops",
     "face_crops",
     "feather_mask",
     "generate",
@@ -87,6 +88,7 @@ __all__ = [
     "read_frames",
     "sample_frames",
     "target_code",
+    "to_uint8",
 ]
 
 FACE_CHECK_FRAMES = 50
@@ -448,6 +450,60 @@ def output_path(run_dir: str | Path, source: str | Path, *, emotion: str | None 
     return Path(run_dir) / "generated" / f"{Path(source).stem}-{tag}.mp4"
 
 
+def to_uint8(frames: Tensor) -> Tensor:
+    """Float frames in [0, 1] (clamped) as uint8 on the CPU.
+
+    Args:
+        frames: Float frames (any shape).
+
+    Returns:
+        `round(255 * clamp(frames, 0, 1))` as uint8 on the CPU.
+
+    Examples:
+        >>> to_uint8(torch.tensor([-0.1, 0.5, 1.2])).tolist()
+        [0, 128, 255]
+    """
+    return frames.float().clamp(0, 1).mul(255.0).round().to(torch.uint8).cpu()
+
+
+def edit_crops(generator: torch.nn.Module, crops: Tensor, code: Tensor,
+               emit: Callable[[int, int, Tensor, Tensor], None], *, batch: int = 16,
+               autocast: Any = None) -> None:  # fmt: skip
+    """Run the generator over model-size face crops in batches: the one edit loop.
+
+    For each batch of frames [i, j): `x = crops[i:j] / 255` on the generator's device,
+    `y = G(x, code)` (float32), then `emit(i, j, x, y)` (the caller keeps, pastes or scores
+    them). Inference mode, under `autocast` when given. Used by `generate` and by the
+    evaluation recipe's `edit_frames`.
+
+    Args:
+        generator: G.
+        crops: (t, 3, s, s) uint8 crops.
+        code: (1, D) target code (moved to the generator's device).
+        emit: Called per batch with (i, j, x, y).
+        batch: Frames per generator call.
+        autocast: A context manager (e.g. `torch.autocast(...)`), or None.
+
+    Examples:
+        >>> from generator import Generator
+        >>> g, out = Generator(code_dim=4, channels=8), []
+        >>> code = torch.nn.functional.normalize(torch.ones(1, 4), dim=1)
+        >>> edit_crops(g, torch.zeros(5, 3, 16, 16, dtype=torch.uint8), code,
+        ...            lambda i, j, x, y: out.append((i, j, tuple(y.shape))), batch=2)
+        >>> out
+        [(0, 2, (2, 3, 16, 16)), (2, 4, (2, 3, 16, 16)), (4, 5, (1, 3, 16, 16))]
+    """
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    device = next(generator.parameters()).device
+    code = code.to(device)
+    with torch.inference_mode(), (autocast if autocast is not None else nullcontext()):
+        for i in range(0, len(crops), batch):
+            j = min(i + batch, len(crops))
+            x = crops[i:j].to(device, non_blocking=True).float().div_(255.0)
+            emit(i, j, x, generator(x, code.expand(j - i, -1)).float())
+
+
 def _bf16_cpu() -> bool:
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -611,16 +667,15 @@ def generate(
     edited = torch.empty_like(frames)
     bar = tqdm(total=t, unit="frame", desc=f"editing {source.name}", disable=not progress,
                leave=False)  # fmt: skip
-    with torch.inference_mode(), autocast:
-        for i in range(0, t, batch):
-            j = min(i + batch, t)
-            x = faces.crops[i:j].to(device, non_blocking=True).float().div_(255.0)
-            y = gen(x, code.expand(j - i, -1)).float()
-            if faces.boxes is None:
-                edited[i:j] = y.clamp_(0, 1).mul_(255.0).round_().to(torch.uint8).cpu()
-            else:
-                edited[i:j] = paste_edits(frames[i:j], faces.boxes[i:j], (y - x).cpu())
-            bar.update(j - i)
+
+    def emit(i: int, j: int, x: Tensor, y: Tensor) -> None:
+        if faces.boxes is None:
+            edited[i:j] = to_uint8(y)
+        else:
+            edited[i:j] = paste_edits(frames[i:j], faces.boxes[i:j], (y - x).cpu())
+        bar.update(j - i)
+
+    edit_crops(gen, faces.crops, code, emit, batch=batch, autocast=autocast)
     bar.close()
     seconds["edit"] = time.perf_counter() - t0
 

@@ -412,3 +412,30 @@ def test_doctests() -> None:
 
     result = doctest.testmod(generate, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted >= 10
+
+
+def test_edit_crops_matches_frame_by_frame_calls() -> None:
+    from generate import edit_crops, to_uint8
+    from generator import Generator
+
+    torch.manual_seed(0)
+    g = Generator(code_dim=4, channels=8).eval()
+    for p in g.parameters():  # a generator that edits visibly (the head starts near 0)
+        p.data.normal_(0, 0.3)
+    crops = torch.randint(0, 256, (7, 3, 16, 16), dtype=torch.uint8)
+    code = torch.nn.functional.normalize(torch.randn(1, 4), dim=1)
+    out = torch.empty_like(crops)
+    spans: list[tuple[int, int]] = []
+
+    def keep(i: int, j: int, x: torch.Tensor, y: torch.Tensor) -> None:
+        spans.append((i, j))
+        out[i:j] = to_uint8(y)
+
+    edit_crops(g, crops, code, keep, batch=3)
+    assert spans == [(0, 3), (3, 6), (6, 7)]
+    with torch.no_grad():  # the reference: one frame at a time
+        want = torch.cat([to_uint8(g(crops[k : k + 1].float() / 255, code)) for k in range(7)])
+    assert int((out.int() - want.int()).abs().max()) <= 1  # rounding at .5 may flip
+    assert not torch.equal(out, crops)
+    with pytest.raises(ValueError, match="batch must be >= 1"):
+        edit_crops(g, crops, code, keep, batch=0)
