@@ -386,6 +386,10 @@ class SPFEMConfig:
             default): the rows are exact and the same for every clip of an emotion, the
             encoder's codes of a training clip are noisy; 0.5 measured 48.2 % label-driven /
             40.4 % reference-driven against 59.5 / 41.1 % for 1 (`reference_code: prior`).
+        flip_prob: Probability per group that all its frames (source, target, every
+            rendition) are mirrored left-right: mirrored speakers as extra identities for a
+            generator trained on few (the frozen encoders see mirrored faces too). 0 (default)
+            draws nothing, so runs without it are unchanged.
         variant: `full` (CDRL), `baseline` (no CDRL terms), `content_only`, `emotion_only`;
             it zeroes the CDRL weights it excludes.
         weights: Loss weights.
@@ -408,6 +412,7 @@ class SPFEMConfig:
     reverse_prob: float = 0.0
     reference_code: Literal["embedding", "prior"] = "prior"
     label_code_prob: float = 1.0
+    flip_prob: float = 0.0
     variant: Literal["full", "baseline", "content_only", "emotion_only"] = "full"
     weights: LossWeights = field(default_factory=LossWeights)
     samples: int = 4
@@ -538,7 +543,7 @@ def check_config(cfg: Config, where: str = "config") -> Config:
     if not 0.0 <= cfg.spfem.emotion_margin < 2.0:
         raise ConfigError(f"{where}: spfem.emotion_margin: expected a number in [0, 2), got "
                           f"{cfg.spfem.emotion_margin}")  # fmt: skip
-    for name in ("label_code_prob", "reverse_prob"):
+    for name in ("label_code_prob", "reverse_prob", "flip_prob"):
         value = getattr(cfg.spfem, name)
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"{where}: spfem.{name}: expected a number in [0, 1], got {value}")

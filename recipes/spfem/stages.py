@@ -53,6 +53,7 @@ __all__ = [
     "Context",
     "PhonemeObjective",
     "SPFEMObjective",
+    "flip_groups",
     "group_stream",
     "match_gain",
     "match_target",
@@ -736,11 +737,38 @@ def source_index(batch: dict[str, Any], reverse_prob: float) -> Tensor:
     return forward ^ swap
 
 
+def flip_groups(video: Tensor, prob: float) -> Tensor:
+    """Mirror whole groups left-right, each with probability `prob`.
+
+    Every rendition and frame of a flipped group is mirrored, so source, aligned target and
+    reference stay consistent. Draws from torch's global RNG on the CPU (restored by
+    `--resume`), and only when `prob > 0`.
+
+    Args:
+        video: (b, ...) frames, width last.
+        prob: Probability per group, in [0, 1].
+
+    Returns:
+        The frames, mirrored where drawn.
+
+    Examples:
+        >>> v = torch.arange(6.0).view(2, 1, 3)
+        >>> flip_groups(v, 1.0)[:, 0].tolist(), torch.equal(flip_groups(v, 0.0), v)
+        ([[2.0, 1.0, 0.0], [5.0, 4.0, 3.0]], True)
+    """
+    if prob <= 0:
+        return video
+    b = video.shape[0]
+    flip = (torch.rand(b, device="cpu") < prob).to(video.device)
+    return torch.where(flip.view(b, *([1] * (video.dim() - 1))), video.flip(-1), video)
+
+
 class SPFEMObjective(nn.Module):
     """spfem stage: the generator's losses from what a real corpus offers, plus CDRL.
 
     A batch is b parallel groups with 2 renditions each (same speaker and sentence, two
-    emotions, frames aligned by DTW). Per group one rendition is the source s (emotion a) and
+    emotions, frames aligned by DTW), each group mirrored with probability `flip_prob`.
+    Per group one rendition is the source s (emotion a) and
     the other the target rendition r (emotion c): the group's reference rendition (neutral)
     is the source, and with probability `reverse_prob` per group the roles swap (an edit
     back to neutral); without a reference rendition in the batch, rendition 0 is the source
@@ -785,6 +813,7 @@ class SPFEMObjective(nn.Module):
         self.weights = cfg.spfem.effective_weights()
         self.label_code_prob = cfg.spfem.label_code_prob
         self.reverse_prob = cfg.spfem.reverse_prob
+        self.flip_prob = cfg.spfem.flip_prob
         self.config = cfg
         self.aligned_match = cfg.spfem.aligned_match
         self.emotion_margin = cfg.spfem.emotion_margin
@@ -824,7 +853,7 @@ class SPFEMObjective(nn.Module):
         Returns:
             `loss` and every term.
         """
-        video = batch["video"].float() / 255.0  # (b, 2, t, 3, h, w)
+        video = flip_groups(batch["video"].float() / 255.0, self.flip_prob)  # (b, 2, t, 3, h, w)
         emotion = batch["emotion"]
         b, _, t = video.shape[:3]
         dev = video.device

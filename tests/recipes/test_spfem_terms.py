@@ -219,3 +219,30 @@ def test_aligned_groups_read_lazily_give_the_same_batches(tiny_corpus: Path) -> 
             assert torch.equal(a[k], b[k]), k
         for wa, wb in zip(a["clip_audio"], b["clip_audio"], strict=True):
             assert torch.equal(wa, wb)
+
+
+def test_flip_groups_mirrors_whole_groups_and_draws_only_when_asked() -> None:
+    from stages import flip_groups
+
+    video = torch.rand(64, 2, 3, 3, 4, 5)  # (b, renditions, t, c, h, w)
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    assert flip_groups(video, 0.0) is video
+    assert torch.equal(torch.get_rng_state(), state)  # prob 0: no draw, runs unchanged
+    assert torch.equal(flip_groups(video, 1.0), video.flip(-1))
+    out = flip_groups(video, 0.5)
+    flipped = []
+    for g in range(64):
+        same, mirrored = torch.equal(out[g], video[g]), torch.equal(out[g], video[g].flip(-1))
+        assert same != mirrored  # every rendition and frame of a group, or none
+        flipped.append(mirrored)
+    assert 16 < sum(flipped) < 48
+
+
+def test_flip_prob_is_checked() -> None:
+    from config import Config, check_config
+    from configlib import ConfigError, load_config
+
+    bad = load_config(Config, None, ["spfem.flip_prob=1.5"])
+    with pytest.raises(ConfigError, match=r"spfem\.flip_prob: expected a number in \[0, 1\]"):
+        check_config(bad, "x.yaml")
