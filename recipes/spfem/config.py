@@ -389,7 +389,9 @@ class SPFEMConfig:
         flip_prob: Probability per group that all its frames (source, target, every
             rendition) are mirrored left-right: mirrored speakers as extra identities for a
             generator trained on few (the frozen encoders see mirrored faces too). 0 (default)
-            draws nothing, so runs without it are unchanged.
+            draws nothing, so runs without it are unchanged. Measured (runs/demo, 1000
+            steps, seed 0): 0.5 gave 47.0 % label-driven / 33.6 % reference-driven target
+            accuracy against 59.5 / 41.1 % for 0.
         variant: `full` (CDRL), `baseline` (no CDRL terms), `content_only`, `emotion_only`;
             it zeroes the CDRL weights it excludes.
         weights: Loss weights.
